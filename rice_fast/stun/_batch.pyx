@@ -1,0 +1,1 @@
+"""Batch classification of many datagrams in one call (placeholder)."""

@@ -1,0 +1,1239 @@
+# cython: freethreading_compatible=False
+"""Zero-copy STUN message parser and builder.
+
+Theory of operation: ``parse`` checks the header, the magic cookie, the
+length field and the attribute walk in one pass and records, for each
+attribute, its type, length and value offset in a small index inside the
+``Message``. Nothing is decoded until asked for. The index stops being
+searched at the first MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256, because
+RFC 8489 §14.5 says attributes after the integrity attribute are ignored;
+the integrity and FINGERPRINT attributes themselves are located separately.
+
+``MessageBuilder`` writes the header and each attribute straight into one
+buffer, keeps the header length current, and computes MESSAGE-INTEGRITY,
+MESSAGE-INTEGRITY-SHA256 and FINGERPRINT over the bytes already written.
+"""
+
+cimport cython
+from cpython.buffer cimport (
+    PyBUF_SIMPLE,
+    PyBUF_WRITABLE,
+    PyBuffer_Release,
+    PyObject_GetBuffer,
+)
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_CheckExact,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.unicode cimport PyUnicode_AsUTF8String, PyUnicode_DecodeUTF8
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdio cimport snprintf
+from libc.string cimport memcpy, memset
+
+import hashlib
+import os
+
+from rice_fast.stun.errors import StunBuildError, StunParseError
+
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int AF_INET
+    int AF_INET6
+    const char *inet_ntop(int af, const void *src, char *dst, int size)
+    int inet_pton(int af, const char *src, void *dst)
+
+
+rice_crc32_init()
+
+MAGIC_COOKIE = STUN_MAGIC_COOKIE
+HEADER_SIZE = STUN_HEADER_SIZE
+
+cdef const char *_REASONS[14]
+_REASONS[0] = b"valid"
+_REASONS[1] = b"message is shorter than the 20-byte header"
+_REASONS[2] = b"the two most significant bits of the message type are not zero"
+_REASONS[3] = b"the length field is not a multiple of 4"
+_REASONS[4] = b"the length field does not match the size of the data"
+_REASONS[5] = b"the magic cookie is not 0x2112a442"
+_REASONS[6] = b"attribute header is truncated"
+_REASONS[7] = b"attribute value runs past the end of the message"
+_REASONS[8] = b"attribute padding runs past the end of the message"
+_REASONS[9] = b"an attribute follows FINGERPRINT"
+_REASONS[10] = b"MESSAGE-INTEGRITY is not 20 bytes long"
+_REASONS[11] = b"MESSAGE-INTEGRITY-SHA256 is not 16 to 32 bytes in steps of 4"
+_REASONS[12] = b"FINGERPRINT is not 4 bytes long"
+_REASONS[13] = b"message is longer than 65555 bytes"
+
+
+cdef inline int _walk(const uint8_t *buf, Py_ssize_t length, bint legacy,
+                      AttrEntry *entries, Py_ssize_t capacity,
+                      Py_ssize_t *count, Py_ssize_t *where) noexcept nogil:
+    """Walk the framing of buf[0:length]; return 0 or a reason code.
+
+    Stores up to ``capacity`` index entries and the total number of
+    attributes in ``count``; on failure ``where`` is the byte offset.
+    """
+    cdef Py_ssize_t pos = STUN_HEADER_SIZE
+    cdef Py_ssize_t n = 0
+    cdef uint16_t attr_type, attr_len
+    cdef Py_ssize_t padded
+    cdef bint after_fingerprint = False
+
+    where[0] = 0
+    if length < STUN_HEADER_SIZE:
+        where[0] = length
+        return 1
+    if buf[0] & 0xC0:
+        return 2
+    if length > 0xFFFF + STUN_HEADER_SIZE:
+        where[0] = 2
+        return 13
+    cdef uint16_t body = rice_load16(buf + 2)
+    if body & 3:
+        where[0] = 2
+        return 3
+    if body + STUN_HEADER_SIZE != length:
+        where[0] = 2
+        return 4
+    if not legacy and rice_load32(buf + 4) != STUN_MAGIC_COOKIE:
+        where[0] = 4
+        return 5
+    while pos < length:
+        if after_fingerprint:
+            where[0] = pos
+            return 9
+        if pos + 4 > length:
+            where[0] = pos
+            return 6
+        attr_type = rice_load16(buf + pos)
+        attr_len = rice_load16(buf + pos + 2)
+        if pos + 4 + attr_len > length:
+            where[0] = pos + 2
+            return 7
+        padded = (attr_len + 3) & ~3
+        if pos + 4 + padded > length:
+            where[0] = pos + 4 + attr_len
+            return 8
+        if attr_type == ATTR_MESSAGE_INTEGRITY and attr_len != 20:
+            where[0] = pos + 2
+            return 10
+        if attr_type == ATTR_MESSAGE_INTEGRITY_SHA256 and (
+            attr_len < 16 or attr_len > 32 or attr_len & 3
+        ):
+            where[0] = pos + 2
+            return 11
+        if attr_type == ATTR_FINGERPRINT:
+            if attr_len != 4:
+                where[0] = pos + 2
+                return 12
+            after_fingerprint = True
+        if n < capacity:
+            entries[n].type = attr_type
+            entries[n].length = attr_len
+            entries[n].offset = <uint32_t>(pos + 4)
+        n += 1
+        pos += 4 + padded
+    count[0] = n
+    return 0
+
+
+cdef Py_ssize_t stun_frame_error(const uint8_t *buf, Py_ssize_t length) noexcept nogil:
+    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t where = 0
+    if _walk(buf, length, False, NULL, 0, &count, &where):
+        return where + 1
+    return 0
+
+
+cdef inline int _verify_at(const rice_hmac_key *key, const uint8_t *buf,
+                           uint32_t value_offset, uint16_t attr_type,
+                           uint16_t attr_len) noexcept nogil:
+    cdef uint8_t digest[32]
+    cdef uint32_t start = value_offset - 4
+    cdef uint16_t patched = <uint16_t>(start - STUN_HEADER_SIZE + 4 + attr_len)
+    if attr_type == ATTR_MESSAGE_INTEGRITY:
+        rice_hmac_sha1_stun(key, buf, patched, buf + STUN_HEADER_SIZE,
+                            start - STUN_HEADER_SIZE, digest)
+    else:
+        rice_hmac_sha256_stun(key, buf, patched, buf + STUN_HEADER_SIZE,
+                              start - STUN_HEADER_SIZE, digest)
+    return rice_ct_equal(digest, buf + value_offset, attr_len)
+
+
+cdef int stun_check_integrity(const rice_hmac_key *key, const uint8_t *buf,
+                              Py_ssize_t length) noexcept nogil:
+    cdef Py_ssize_t pos = STUN_HEADER_SIZE
+    cdef uint16_t attr_type, attr_len
+    cdef uint32_t mi_offset = 0
+    while pos + 4 <= length:
+        attr_type = rice_load16(buf + pos)
+        attr_len = rice_load16(buf + pos + 2)
+        if attr_type == ATTR_MESSAGE_INTEGRITY_SHA256:
+            return _verify_at(key, buf, <uint32_t>(pos + 4), attr_type, attr_len)
+        if attr_type == ATTR_MESSAGE_INTEGRITY and mi_offset == 0:
+            mi_offset = <uint32_t>(pos + 4)
+        elif attr_type != ATTR_MESSAGE_INTEGRITY and mi_offset:
+            break
+        pos += 4 + ((attr_len + 3) & ~3)
+    if mi_offset:
+        return _verify_at(key, buf, mi_offset, ATTR_MESSAGE_INTEGRITY, 20)
+    return 0
+
+
+cdef object _parse_error(int code, Py_ssize_t where):
+    return StunParseError(_REASONS[code].decode("ascii"), where)
+
+
+cdef object _format_host(const uint8_t *addr, bint ipv6):
+    cdef char text[64]
+    if ipv6:
+        inet_ntop(AF_INET6, addr, text, sizeof(text))
+        return text.decode("ascii")
+    snprintf(text, sizeof(text), "%u.%u.%u.%u",
+             addr[0], addr[1], addr[2], addr[3])
+    return text.decode("ascii")
+
+
+@cython.final
+cdef class IntegrityKey:
+    """HMAC contexts keyed once with one credential key.
+
+    Build one per credential (the short-term password, or the long-term key
+    from ``long_term_key``) and reuse it: keying costs far more than
+    hashing a message. The key bytes are not kept.
+    """
+
+    def __cinit__(self, key):
+        cdef const uint8_t[::1] view
+        if isinstance(key, str):
+            raise TypeError(
+                "IntegrityKey takes bytes; encode a short-term password "
+                "with SASLprep first (rice_fast.stun.short_term_key)"
+            )
+        view = memoryview(key).cast("B")
+        if view.shape[0]:
+            rice_hmac_key_init(&self.c_key, &view[0], view.shape[0])
+        else:
+            rice_hmac_key_init(&self.c_key, <const uint8_t *>b"", 0)
+        self._digest = hashlib.sha256(bytes(key)).digest()
+
+    def __dealloc__(self):
+        rice_hmac_key_clear(&self.c_key)
+
+    def hmac_sha1(self, data):
+        """Return HMAC-SHA1 of ``data`` under this key (20 bytes)."""
+        cdef const uint8_t[::1] view = memoryview(data).cast("B")
+        cdef uint8_t out[20]
+        if view.shape[0]:
+            rice_hmac_sha1(&self.c_key, &view[0], view.shape[0], out)
+        else:
+            rice_hmac_sha1(&self.c_key, <const uint8_t *>b"", 0, out)
+        return PyBytes_FromStringAndSize(<char *>out, 20)
+
+    def hmac_sha256(self, data):
+        """Return HMAC-SHA256 of ``data`` under this key (32 bytes)."""
+        cdef const uint8_t[::1] view = memoryview(data).cast("B")
+        cdef uint8_t out[32]
+        if view.shape[0]:
+            rice_hmac_sha256(&self.c_key, &view[0], view.shape[0], out)
+        else:
+            rice_hmac_sha256(&self.c_key, <const uint8_t *>b"", 0, out)
+        return PyBytes_FromStringAndSize(<char *>out, 32)
+
+    def __eq__(self, other):
+        if not isinstance(other, IntegrityKey):
+            return NotImplemented
+        return self._digest == (<IntegrityKey>other)._digest
+
+    def __hash__(self):
+        return hash(self._digest)
+
+    def __repr__(self):
+        return "<IntegrityKey>"
+
+
+cdef object _pool = b""
+cdef Py_ssize_t _pool_pos = 0
+
+
+def _reset_pool():
+    global _pool, _pool_pos
+    _pool = b""
+    _pool_pos = 0
+
+
+os.register_at_fork(after_in_child=_reset_pool)
+
+
+def new_transaction_id():
+    """Return 12 random bytes from the operating system's CSPRNG.
+
+    Bytes are drawn 4 KiB at a time to avoid one system call per id; the
+    pool is discarded in a forked child so two processes never share ids.
+    """
+    global _pool, _pool_pos
+    if _pool_pos + 12 > PyBytes_GET_SIZE(_pool):
+        _pool = os.urandom(4092)
+        _pool_pos = 0
+    cdef object result = PyBytes_FromStringAndSize(
+        PyBytes_AS_STRING(_pool) + _pool_pos, 12
+    )
+    _pool_pos += 12
+    return result
+
+
+cdef object _attributes_module = None
+
+
+cdef object _attributes():
+    global _attributes_module
+    if _attributes_module is None:
+        from rice_fast.stun import _attributes
+        _attributes_module = _attributes
+    return _attributes_module
+
+
+@cython.final
+@cython.freelist(32)
+cdef class Message:
+    """A parsed STUN message that refers to its input without copying.
+
+    Attribute values are decoded on access. Lookups see the attributes
+    before the first integrity attribute; MESSAGE-INTEGRITY,
+    MESSAGE-INTEGRITY-SHA256 and FINGERPRINT are checked with
+    ``check_integrity`` and ``check_fingerprint``.
+    """
+
+    def __cinit__(self):
+        self._attrs = self._inline
+        self._has_view = False
+
+    def __dealloc__(self):
+        if self._attrs != self._inline:
+            PyMem_Free(self._attrs)
+        if self._has_view:
+            PyBuffer_Release(&self._view)
+
+    def __init__(self):
+        raise TypeError("use rice_fast.stun.parse(data) to create a Message")
+
+    cdef int _index(self) except -1:
+        cdef Py_ssize_t count = 0
+        cdef Py_ssize_t where = 0
+        cdef int code
+        code = _walk(self._ptr, self._len, self._legacy, self._inline,
+                     INLINE_ATTRIBUTES, &count, &where)
+        if code:
+            raise _parse_error(code, where)
+        if count > INLINE_ATTRIBUTES:
+            self._attrs = <AttrEntry *>PyMem_Malloc(count * sizeof(AttrEntry))
+            if self._attrs == NULL:
+                self._attrs = self._inline
+                raise MemoryError()
+            _walk(self._ptr, self._len, self._legacy, self._attrs, count,
+                  &count, &where)
+        self._count = <uint16_t>count
+        self._type = rice_load16(self._ptr)
+        self._mi = NO_INDEX
+        self._mi256 = NO_INDEX
+        self._fp = NO_INDEX
+        self._limit = self._count
+        cdef uint16_t i, t
+        for i in range(self._count):
+            t = self._attrs[i].type
+            if t == ATTR_MESSAGE_INTEGRITY:
+                if self._mi == NO_INDEX and self._mi256 == NO_INDEX:
+                    self._mi = i
+                    self._limit = i
+            elif t == ATTR_MESSAGE_INTEGRITY_SHA256:
+                if self._mi256 == NO_INDEX:
+                    self._mi256 = i
+                    if self._mi == NO_INDEX:
+                        self._limit = i
+            elif t == ATTR_FINGERPRINT:
+                self._fp = i
+        return 0
+
+    cdef int _find(self, uint16_t attr_type):
+        cdef uint16_t i
+        if attr_type == ATTR_MESSAGE_INTEGRITY:
+            return -1 if self._mi == NO_INDEX else self._mi
+        if attr_type == ATTR_MESSAGE_INTEGRITY_SHA256:
+            return -1 if self._mi256 == NO_INDEX else self._mi256
+        if attr_type == ATTR_FINGERPRINT:
+            return -1 if self._fp == NO_INDEX else self._fp
+        for i in range(self._limit):
+            if self._attrs[i].type == attr_type:
+                return i
+        return -1
+
+    cdef bytes _value(self, int i):
+        return PyBytes_FromStringAndSize(
+            <const char *>self._ptr + self._attrs[i].offset, self._attrs[i].length
+        )
+
+    # The header.
+
+    @property
+    def message_type(self):
+        """The 14-bit message type (method and class combined)."""
+        return self._type
+
+    @property
+    def method(self):
+        """The 12-bit method, such as 0x001 for Binding."""
+        cdef uint16_t t = self._type
+        return (t & 0x000F) | ((t & 0x00E0) >> 1) | ((t & 0x3E00) >> 2)
+
+    @property
+    def message_class(self):
+        """The class: 0 request, 1 indication, 2 success, 3 error."""
+        return ((self._type >> 4) & 1) | ((self._type >> 7) & 2)
+
+    @property
+    def is_request(self):
+        return (self._type & 0x0110) == 0x0000
+
+    @property
+    def is_indication(self):
+        return (self._type & 0x0110) == 0x0010
+
+    @property
+    def is_success(self):
+        return (self._type & 0x0110) == 0x0100
+
+    @property
+    def is_error(self):
+        return (self._type & 0x0110) == 0x0110
+
+    @property
+    def is_response(self):
+        return (self._type & 0x0100) != 0
+
+    @property
+    def transaction_id(self):
+        """The 96-bit transaction id (bytes 8 to 20 of the header)."""
+        return PyBytes_FromStringAndSize(<const char *>self._ptr + 8, 12)
+
+    @property
+    def legacy(self):
+        """True for an RFC 3489 message, which has no magic cookie."""
+        return self._legacy
+
+    @property
+    def legacy_transaction_id(self):
+        """The 128-bit RFC 3489 transaction id (bytes 4 to 20)."""
+        return PyBytes_FromStringAndSize(<const char *>self._ptr + 4, 16)
+
+    @property
+    def size(self):
+        """Total size of the message in bytes, header included."""
+        return self._len
+
+    @property
+    def data(self):
+        """The message bytes (the parsed object itself when it was bytes)."""
+        if self._owner is not None:
+            return self._owner
+        return PyBytes_FromStringAndSize(<const char *>self._ptr, self._len)
+
+    def __len__(self):
+        return self._count
+
+    def __repr__(self):
+        return (
+            f"<Message type=0x{self._type:04x} "
+            f"transaction_id={self.transaction_id.hex()} "
+            f"attributes={[hex(t) for t in self.attribute_types()]}>"
+        )
+
+    # The attribute index.
+
+    def attribute_types(self):
+        """Return the types of all attributes, in order, ignored ones too."""
+        cdef uint16_t i
+        return [self._attrs[i].type for i in range(self._count)]
+
+    def has(self, int attr_type):
+        """Return whether a processed attribute of this type is present."""
+        return self._find(<uint16_t>attr_type) >= 0
+
+    def raw(self, int attr_type):
+        """Return the value bytes of the first such attribute, or None."""
+        cdef int i = self._find(<uint16_t>attr_type)
+        if i < 0:
+            return None
+        return self._value(i)
+
+    def raw_all(self, int attr_type):
+        """Return the value bytes of every processed attribute of this type."""
+        cdef uint16_t i
+        return [
+            self._value(i)
+            for i in range(self._limit)
+            if self._attrs[i].type == attr_type
+        ]
+
+    def attribute_offset(self, int attr_type):
+        """Return the byte offset of the attribute's value, or -1."""
+        cdef int i = self._find(<uint16_t>attr_type)
+        if i < 0:
+            return -1
+        return self._attrs[i].offset
+
+    def get(self, int attr_type):
+        """Decode the first attribute of this type into its typed object.
+
+        Returns None when absent. Unknown types come back as
+        ``UnknownAttribute``. Raises ``StunParseError`` when the value is
+        malformed, with the offset into this message.
+        """
+        cdef int i = self._find(<uint16_t>attr_type)
+        if i < 0:
+            return None
+        return self._decode(i)
+
+    def _decode(self, int i):
+        try:
+            return _attributes().decode_attribute(
+                self._attrs[i].type, self._value(i), self.transaction_id
+            )
+        except StunParseError as exc:
+            raise StunParseError(exc.reason, self._attrs[i].offset + exc.offset)
+
+    def attributes(self):
+        """Decode every processed attribute into typed objects, in order."""
+        cdef uint16_t i
+        return [self._decode(i) for i in range(self._limit)]
+
+    def unknown_comprehension_required(self, known=None):
+        """Return the comprehension-required types not in ``known``.
+
+        ``known`` defaults to every attribute type this library decodes.
+        A request with such attributes is answered with a 420 error that
+        lists them in UNKNOWN-ATTRIBUTES (RFC 8489 §6.3.1).
+        """
+        if known is None:
+            known = _attributes().KNOWN_ATTRIBUTES
+        cdef uint16_t i, t
+        result = []
+        for i in range(self._limit):
+            t = self._attrs[i].type
+            if t < 0x8000 and t not in known and t not in result:
+                result.append(t)
+        return result
+
+    # Integrity and fingerprint.
+
+    @property
+    def has_integrity(self):
+        return self._mi != NO_INDEX or self._mi256 != NO_INDEX
+
+    @property
+    def has_message_integrity(self):
+        return self._mi != NO_INDEX
+
+    @property
+    def has_message_integrity_sha256(self):
+        return self._mi256 != NO_INDEX
+
+    @property
+    def has_fingerprint(self):
+        return self._fp != NO_INDEX
+
+    def check_integrity(self, IntegrityKey key not None):
+        """Verify the integrity attribute with ``key`` in constant time.
+
+        Uses MESSAGE-INTEGRITY-SHA256 when present, else MESSAGE-INTEGRITY.
+        Returns False when neither is present.
+        """
+        cdef uint16_t i = self._mi256 if self._mi256 != NO_INDEX else self._mi
+        if i == NO_INDEX:
+            return False
+        return bool(_verify_at(&key.c_key, self._ptr, self._attrs[i].offset,
+                               self._attrs[i].type, self._attrs[i].length))
+
+    def check_message_integrity(self, IntegrityKey key not None):
+        """Verify MESSAGE-INTEGRITY (HMAC-SHA1) only."""
+        if self._mi == NO_INDEX:
+            return False
+        return bool(_verify_at(&key.c_key, self._ptr, self._attrs[self._mi].offset,
+                               ATTR_MESSAGE_INTEGRITY, 20))
+
+    def check_message_integrity_sha256(self, IntegrityKey key not None):
+        """Verify MESSAGE-INTEGRITY-SHA256 only."""
+        cdef uint16_t i = self._mi256
+        if i == NO_INDEX:
+            return False
+        return bool(_verify_at(&key.c_key, self._ptr, self._attrs[i].offset,
+                               ATTR_MESSAGE_INTEGRITY_SHA256,
+                               self._attrs[i].length))
+
+    def check_fingerprint(self):
+        """Return whether FINGERPRINT is present and matches the CRC-32."""
+        if self._fp == NO_INDEX:
+            return False
+        cdef uint32_t start = self._attrs[self._fp].offset - 4
+        cdef uint32_t expected = rice_crc32(self._ptr, start) ^ STUN_FINGERPRINT_XOR
+        return expected == rice_load32(self._ptr + start + 4)
+
+    def check(self, IntegrityKey key=None, bint fingerprint=True):
+        """Verify the fingerprint (when ``fingerprint``) and the integrity.
+
+        A receive-path shortcut: returns False if FINGERPRINT is missing or
+        wrong while required, or if ``key`` is given and integrity fails.
+        """
+        cdef uint32_t start
+        cdef uint16_t i
+        if fingerprint:
+            if self._fp == NO_INDEX:
+                return False
+            start = self._attrs[self._fp].offset - 4
+            if (rice_crc32(self._ptr, start) ^ STUN_FINGERPRINT_XOR) != rice_load32(
+                self._ptr + start + 4
+            ):
+                return False
+        if key is None:
+            return True
+        i = self._mi256 if self._mi256 != NO_INDEX else self._mi
+        if i == NO_INDEX:
+            return False
+        return bool(_verify_at(&key.c_key, self._ptr, self._attrs[i].offset,
+                               self._attrs[i].type, self._attrs[i].length))
+
+    # Typed accessors for the attributes on hot paths.
+
+    cdef object _text(self, uint16_t attr_type):
+        cdef int i = self._find(attr_type)
+        if i < 0:
+            return None
+        try:
+            return PyUnicode_DecodeUTF8(
+                <const char *>self._ptr + self._attrs[i].offset,
+                self._attrs[i].length, NULL
+            )
+        except UnicodeDecodeError:
+            raise StunParseError("attribute is not valid UTF-8",
+                                 self._attrs[i].offset)
+
+    cdef object _u32(self, uint16_t attr_type):
+        cdef int i = self._find(attr_type)
+        if i < 0:
+            return None
+        if self._attrs[i].length != 4:
+            raise StunParseError(f"attribute 0x{attr_type:04x} is not 4 bytes long",
+                                 self._attrs[i].offset - 2)
+        return rice_load32(self._ptr + self._attrs[i].offset)
+
+    cdef object _u64(self, uint16_t attr_type):
+        cdef int i = self._find(attr_type)
+        if i < 0:
+            return None
+        if self._attrs[i].length != 8:
+            raise StunParseError(f"attribute 0x{attr_type:04x} is not 8 bytes long",
+                                 self._attrs[i].offset - 2)
+        cdef const uint8_t *p = self._ptr + self._attrs[i].offset
+        return (<uint64_t>rice_load32(p) << 32) | rice_load32(p + 4)
+
+    cdef object _address(self, int i, bint xor):
+        cdef const uint8_t *p = self._ptr + self._attrs[i].offset
+        cdef uint16_t length = self._attrs[i].length
+        cdef uint8_t addr[16]
+        cdef int k
+        cdef uint16_t port
+        if length < 4:
+            raise StunParseError("address attribute is shorter than 4 bytes",
+                                 self._attrs[i].offset - 2)
+        port = rice_load16(p + 2)
+        if xor:
+            port ^= STUN_MAGIC_COOKIE >> 16
+        if p[1] == 0x01:
+            if length != 8:
+                raise StunParseError("IPv4 address attribute is not 8 bytes long",
+                                     self._attrs[i].offset - 2)
+            memcpy(addr, p + 4, 4)
+            if xor:
+                rice_store32(addr, rice_load32(addr) ^ STUN_MAGIC_COOKIE)
+            return (_format_host(addr, False), port)
+        if p[1] == 0x02:
+            if length != 20:
+                raise StunParseError("IPv6 address attribute is not 20 bytes long",
+                                     self._attrs[i].offset - 2)
+            memcpy(addr, p + 4, 16)
+            if xor:
+                rice_store32(addr, rice_load32(addr) ^ STUN_MAGIC_COOKIE)
+                for k in range(12):
+                    addr[4 + k] ^= self._ptr[8 + k]
+            return (_format_host(addr, True), port)
+        raise StunParseError(f"unknown address family 0x{p[1]:02x}",
+                             self._attrs[i].offset + 1)
+
+    def username(self):
+        """USERNAME as text, or None."""
+        return self._text(0x0006)
+
+    def realm(self):
+        """REALM as text, or None."""
+        return self._text(0x0014)
+
+    def nonce(self):
+        """NONCE as text, or None."""
+        return self._text(0x0015)
+
+    def software(self):
+        """SOFTWARE as text, or None."""
+        return self._text(0x8022)
+
+    def priority(self):
+        """PRIORITY (RFC 8445) as an int, or None."""
+        return self._u32(0x0024)
+
+    def lifetime(self):
+        """LIFETIME (RFC 8656) in seconds, or None."""
+        return self._u32(0x000D)
+
+    def ice_controlling(self):
+        """The ICE-CONTROLLING tie-breaker, or None."""
+        return self._u64(0x802A)
+
+    def ice_controlled(self):
+        """The ICE-CONTROLLED tie-breaker, or None."""
+        return self._u64(0x8029)
+
+    def use_candidate(self):
+        """Whether USE-CANDIDATE is present."""
+        return self._find(0x0025) >= 0
+
+    def xor_address(self, int attr_type):
+        """Decode an XOR address attribute into ``(host, port)``, or None."""
+        cdef int i = self._find(<uint16_t>attr_type)
+        if i < 0:
+            return None
+        return self._address(i, True)
+
+    def address(self, int attr_type):
+        """Decode a plain address attribute into ``(host, port)``, or None."""
+        cdef int i = self._find(<uint16_t>attr_type)
+        if i < 0:
+            return None
+        return self._address(i, False)
+
+    def xor_mapped_address(self):
+        """The reflexive address as ``(host, port)``, or None.
+
+        Reads XOR-MAPPED-ADDRESS, then the pre-RFC 5389 type 0x8020, then
+        the RFC 3489 MAPPED-ADDRESS.
+        """
+        cdef int i = self._find(0x0020)
+        if i >= 0:
+            return self._address(i, True)
+        i = self._find(0x8020)
+        if i >= 0:
+            return self._address(i, True)
+        i = self._find(0x0001)
+        if i >= 0:
+            return self._address(i, False)
+        return None
+
+    def xor_peer_address(self):
+        """XOR-PEER-ADDRESS as ``(host, port)``, or None."""
+        return self.xor_address(0x0012)
+
+    def xor_relayed_address(self):
+        """XOR-RELAYED-ADDRESS as ``(host, port)``, or None."""
+        return self.xor_address(0x0016)
+
+    def error_code(self):
+        """ERROR-CODE as ``(code, reason)``, or None.
+
+        The 21 reserved bits are ignored. The reason phrase is decoded as
+        UTF-8 with replacement characters, since it is only for display.
+        """
+        cdef int i = self._find(0x0009)
+        if i < 0:
+            return None
+        cdef const uint8_t *p = self._ptr + self._attrs[i].offset
+        cdef uint16_t length = self._attrs[i].length
+        if length < 4:
+            raise StunParseError("ERROR-CODE is shorter than 4 bytes",
+                                 self._attrs[i].offset - 2)
+        if p[3] > 99:
+            raise StunParseError(f"ERROR-CODE number {p[3]} is above 99",
+                                 self._attrs[i].offset + 3)
+        reason = (<bytes>p[4:length]).decode("utf-8", "replace")
+        return ((p[2] & 0x07) * 100 + p[3], reason)
+
+    def unknown_attributes(self):
+        """UNKNOWN-ATTRIBUTES as a list of types, or None."""
+        cdef int i = self._find(0x000A)
+        if i < 0:
+            return None
+        cdef const uint8_t *p = self._ptr + self._attrs[i].offset
+        cdef uint16_t length = self._attrs[i].length
+        cdef uint16_t k
+        if length & 1:
+            raise StunParseError("UNKNOWN-ATTRIBUTES has an odd length",
+                                 self._attrs[i].offset - 2)
+        return [rice_load16(p + 2 * k) for k in range(length // 2)]
+
+    def channel_number(self):
+        """CHANNEL-NUMBER (RFC 8656), or None."""
+        cdef int i = self._find(0x000C)
+        if i < 0:
+            return None
+        if self._attrs[i].length != 4:
+            raise StunParseError("CHANNEL-NUMBER is not 4 bytes long",
+                                 self._attrs[i].offset - 2)
+        return rice_load16(self._ptr + self._attrs[i].offset)
+
+    def data_attribute(self):
+        """The DATA attribute's bytes (RFC 8656), or None."""
+        return self.raw(0x0013)
+
+
+cdef Message _new_message(object data, bint legacy):
+    cdef Message msg = Message.__new__(Message)
+    if PyBytes_CheckExact(data):
+        msg._owner = data
+        msg._ptr = <const uint8_t *>PyBytes_AS_STRING(data)
+        msg._len = PyBytes_GET_SIZE(data)
+    else:
+        PyObject_GetBuffer(data, &msg._view, PyBUF_SIMPLE)
+        msg._has_view = True
+        msg._owner = None
+        msg._ptr = <const uint8_t *>msg._view.buf
+        msg._len = msg._view.len
+    msg._legacy = legacy
+    msg._index()
+    return msg
+
+
+def parse(data, *, bint legacy=False):
+    """Parse one STUN message from ``bytes`` or any contiguous buffer.
+
+    The message keeps a reference to ``data`` and copies nothing. With
+    ``legacy`` true, a message without the magic cookie is accepted as an
+    RFC 3489 message. Raises ``StunParseError`` for anything else invalid,
+    and ``TypeError`` when ``data`` is not a buffer.
+    """
+    return _new_message(data, legacy)
+
+
+def frame_error(data):
+    """Return None if ``data`` is framed as a STUN message, else the error.
+
+    Cheaper than ``parse`` when only validity matters; the error is the
+    ``StunParseError`` that ``parse`` would raise.
+    """
+    cdef const uint8_t[::1] view = memoryview(data).cast("B")
+    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t where = 0
+    cdef int code
+    if view.shape[0] == 0:
+        return _parse_error(1, 0)
+    code = _walk(&view[0], view.shape[0], False, NULL, 0, &count, &where)
+    if code:
+        return _parse_error(code, where)
+    return None
+
+
+def is_stun(data):
+    """Return whether ``data`` starts like a STUN message (RFC 7983 range).
+
+    Checks only the first byte (0 to 3), the magic cookie and the length;
+    use it to demultiplex STUN from ChannelData, DTLS and RTP.
+    """
+    cdef const uint8_t[::1] view = memoryview(data).cast("B")
+    if view.shape[0] < STUN_HEADER_SIZE:
+        return False
+    if view[0] > 3:
+        return False
+    if rice_load32(&view[4]) != STUN_MAGIC_COOKIE:
+        return False
+    return rice_load16(&view[2]) + STUN_HEADER_SIZE == view.shape[0]
+
+
+@cython.final
+cdef class MessageBuilder:
+    """Build one STUN message attribute by attribute into a single buffer.
+
+    ``buffer``, when given, is a writable buffer the message is written
+    into (``finish`` then returns the number of bytes written); otherwise
+    the builder grows its own buffer and ``finish`` returns ``bytes``.
+    Only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT may follow
+    MESSAGE-INTEGRITY, and nothing may follow FINGERPRINT: breaking either
+    rule raises ``StunBuildError``.
+    """
+
+    def __cinit__(self, int message_type, transaction_id, buffer=None):
+        self._buf = NULL
+        self._external = False
+        if not 0 <= message_type <= 0x3FFF:
+            raise StunBuildError(
+                f"message type 0x{message_type:x} is outside 0x0000..0x3fff"
+            )
+        cdef const uint8_t[::1] txid = memoryview(transaction_id).cast("B")
+        if txid.shape[0] != 12:
+            raise StunBuildError(
+                f"transaction id must be 12 bytes, got {txid.shape[0]}"
+            )
+        if buffer is None:
+            self._cap = 256
+            self._buf = <uint8_t *>PyMem_Malloc(self._cap)
+            if self._buf == NULL:
+                raise MemoryError()
+        else:
+            PyObject_GetBuffer(buffer, &self._view, PyBUF_WRITABLE)
+            self._external = True
+            self._buf = <uint8_t *>self._view.buf
+            self._cap = self._view.len
+            if self._cap < STUN_HEADER_SIZE:
+                raise StunBuildError(
+                    f"buffer of {self._cap} bytes cannot hold the 20-byte header"
+                )
+        memcpy(self._txid, &txid[0], 12)
+        rice_store16(self._buf, <uint16_t>message_type)
+        rice_store16(self._buf + 2, 0)
+        rice_store32(self._buf + 4, STUN_MAGIC_COOKIE)
+        memcpy(self._buf + 8, self._txid, 12)
+        self._len = STUN_HEADER_SIZE
+        self._stage = 0
+
+    def __dealloc__(self):
+        if self._external:
+            PyBuffer_Release(&self._view)
+        elif self._buf != NULL:
+            PyMem_Free(self._buf)
+
+    cdef uint8_t *_reserve(self, uint16_t attr_type,
+                           Py_ssize_t length) except NULL:
+        cdef Py_ssize_t padded = (length + 3) & ~3
+        cdef Py_ssize_t needed = self._len + 4 + padded
+        cdef Py_ssize_t cap
+        cdef uint8_t *grown
+        if self._stage == 3:
+            raise StunBuildError(
+                f"cannot add attribute 0x{attr_type:04x} after FINGERPRINT"
+            )
+        if self._stage and attr_type != ATTR_FINGERPRINT and not (
+            self._stage == 1 and attr_type == ATTR_MESSAGE_INTEGRITY_SHA256
+        ):
+            raise StunBuildError(
+                f"cannot add attribute 0x{attr_type:04x} after the integrity "
+                "attribute; only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT may "
+                "follow it"
+            )
+        if length > 0xFFFF:
+            raise StunBuildError(
+                f"attribute 0x{attr_type:04x} value of {length} bytes exceeds 65535"
+            )
+        if needed - STUN_HEADER_SIZE > 0xFFFF:
+            raise StunBuildError(
+                f"message body of {needed - STUN_HEADER_SIZE} bytes exceeds 65535"
+            )
+        if needed > self._cap:
+            if self._external:
+                raise StunBuildError(
+                    f"message of {needed} bytes does not fit in the "
+                    f"{self._cap}-byte buffer"
+                )
+            cap = self._cap * 2
+            while cap < needed:
+                cap *= 2
+            grown = <uint8_t *>PyMem_Realloc(self._buf, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self._buf = grown
+            self._cap = cap
+        cdef uint8_t *p = self._buf + self._len
+        rice_store16(p, attr_type)
+        rice_store16(p + 2, <uint16_t>length)
+        if padded != length:
+            memset(p + 4 + length, 0, padded - length)
+        self._len = needed
+        rice_store16(self._buf + 2, <uint16_t>(needed - STUN_HEADER_SIZE))
+        return p + 4
+
+    cdef int _put(self, uint16_t attr_type, const uint8_t *value,
+                  Py_ssize_t length) except -1:
+        cdef uint8_t *p = self._reserve(attr_type, length)
+        if length:
+            memcpy(p, value, length)
+        return 0
+
+    cdef int _put_xor_address(self, uint16_t attr_type, object host,
+                              int port, bint xor) except -1:
+        cdef uint8_t addr[16]
+        cdef bytes text
+        cdef int k
+        cdef uint8_t *p
+        if not 0 <= port <= 0xFFFF:
+            raise StunBuildError(f"port {port} is outside 0..65535")
+        if isinstance(host, str):
+            text = PyUnicode_AsUTF8String(host.partition("%")[0])
+        else:
+            raise StunBuildError(f"host must be a str, got {host!r}")
+        if inet_pton(AF_INET, text, addr) == 1:
+            p = self._reserve(attr_type, 8)
+            p[0] = 0
+            p[1] = 0x01
+            if xor:
+                rice_store16(p + 2, <uint16_t>(port ^ (STUN_MAGIC_COOKIE >> 16)))
+                rice_store32(p + 4, rice_load32(addr) ^ STUN_MAGIC_COOKIE)
+            else:
+                rice_store16(p + 2, <uint16_t>port)
+                memcpy(p + 4, addr, 4)
+            return 0
+        if inet_pton(AF_INET6, text, addr) == 1:
+            p = self._reserve(attr_type, 20)
+            p[0] = 0
+            p[1] = 0x02
+            if xor:
+                rice_store16(p + 2, <uint16_t>(port ^ (STUN_MAGIC_COOKIE >> 16)))
+                rice_store32(p + 4, rice_load32(addr) ^ STUN_MAGIC_COOKIE)
+                for k in range(12):
+                    p[8 + k] = addr[4 + k] ^ self._txid[k]
+            else:
+                rice_store16(p + 2, <uint16_t>port)
+                memcpy(p + 4, addr, 16)
+            return 0
+        raise StunBuildError(f"host {host!r} is not an IPv4 or IPv6 address")
+
+    @property
+    def length(self):
+        """Bytes written so far, header included."""
+        return self._len
+
+    @property
+    def transaction_id(self):
+        return PyBytes_FromStringAndSize(<char *>self._txid, 12)
+
+    def add(self, int attr_type, value):
+        """Append an attribute with raw value bytes, padded to 4 bytes."""
+        if not 0 <= attr_type <= 0xFFFF:
+            raise StunBuildError(f"attribute type {attr_type} is outside 0..65535")
+        cdef const uint8_t[::1] view
+        if PyBytes_CheckExact(value):
+            self._put(<uint16_t>attr_type, <const uint8_t *>PyBytes_AS_STRING(value),
+                      PyBytes_GET_SIZE(value))
+            return
+        view = memoryview(value).cast("B")
+        if view.shape[0]:
+            self._put(<uint16_t>attr_type, &view[0], view.shape[0])
+        else:
+            self._put(<uint16_t>attr_type, NULL, 0)
+
+    def add_attribute(self, attribute):
+        """Append a typed attribute object from ``rice_fast.stun``."""
+        self.add(attribute.TYPE, attribute.encode(self.transaction_id))
+
+    def add_text(self, int attr_type, value):
+        """Append a UTF-8 text attribute (USERNAME, REALM, NONCE, SOFTWARE)."""
+        cdef bytes raw
+        if isinstance(value, str):
+            raw = PyUnicode_AsUTF8String(value)
+        elif PyBytes_CheckExact(value):
+            raw = value
+        else:
+            raw = bytes(value)
+        self._put(<uint16_t>attr_type, <const uint8_t *>PyBytes_AS_STRING(raw),
+                  PyBytes_GET_SIZE(raw))
+
+    def add_username(self, value):
+        """Append USERNAME (at most 513 bytes per RFC 8489 §14.3)."""
+        if len(value) > 513 * (1 if isinstance(value, bytes) else 4):
+            raise StunBuildError(f"USERNAME of {len(value)} characters is too long")
+        self.add_text(0x0006, value)
+
+    def add_software(self, value):
+        self.add_text(0x8022, value)
+
+    def add_realm(self, value):
+        self.add_text(0x0014, value)
+
+    def add_nonce(self, value):
+        self.add_text(0x0015, value)
+
+    def add_u32(self, int attr_type, uint32_t value):
+        """Append an attribute holding one 32-bit big-endian integer."""
+        cdef uint8_t *p = self._reserve(<uint16_t>attr_type, 4)
+        rice_store32(p, value)
+
+    def add_u64(self, int attr_type, uint64_t value):
+        """Append an attribute holding one 64-bit big-endian integer."""
+        cdef uint8_t *p = self._reserve(<uint16_t>attr_type, 8)
+        rice_store32(p, <uint32_t>(value >> 32))
+        rice_store32(p + 4, <uint32_t>value)
+
+    def add_priority(self, uint32_t value):
+        """Append PRIORITY (RFC 8445 §7.1.1)."""
+        cdef uint8_t *p = self._reserve(0x0024, 4)
+        rice_store32(p, value)
+
+    def add_ice_controlling(self, uint64_t tie_breaker):
+        """Append ICE-CONTROLLING with the agent's tie-breaker."""
+        cdef uint8_t *p = self._reserve(0x802A, 8)
+        rice_store32(p, <uint32_t>(tie_breaker >> 32))
+        rice_store32(p + 4, <uint32_t>tie_breaker)
+
+    def add_ice_controlled(self, uint64_t tie_breaker):
+        """Append ICE-CONTROLLED with the agent's tie-breaker."""
+        cdef uint8_t *p = self._reserve(0x8029, 8)
+        rice_store32(p, <uint32_t>(tie_breaker >> 32))
+        rice_store32(p + 4, <uint32_t>tie_breaker)
+
+    def add_use_candidate(self):
+        """Append the empty USE-CANDIDATE attribute."""
+        self._reserve(0x0025, 0)
+
+    def add_lifetime(self, uint32_t seconds):
+        """Append LIFETIME in seconds."""
+        cdef uint8_t *p = self._reserve(0x000D, 4)
+        rice_store32(p, seconds)
+
+    def add_channel_number(self, int channel):
+        """Append CHANNEL-NUMBER; the RFC 8656 range is 0x4000..0x4fff."""
+        if not 0 <= channel <= 0xFFFF:
+            raise StunBuildError(f"channel number {channel} is outside 0..65535")
+        cdef uint8_t *p = self._reserve(0x000C, 4)
+        rice_store16(p, <uint16_t>channel)
+        rice_store16(p + 2, 0)
+
+    def add_requested_transport(self, int protocol):
+        """Append REQUESTED-TRANSPORT (17 for UDP, 6 for TCP)."""
+        if not 0 <= protocol <= 255:
+            raise StunBuildError(f"protocol number {protocol} is outside 0..255")
+        cdef uint8_t *p = self._reserve(0x0019, 4)
+        p[0] = <uint8_t>protocol
+        p[1] = 0
+        p[2] = 0
+        p[3] = 0
+
+    def add_address(self, int attr_type, str host, int port):
+        """Append a plain address attribute such as MAPPED-ADDRESS."""
+        self._put_xor_address(<uint16_t>attr_type, host, port, False)
+
+    def add_xor_address(self, int attr_type, str host, int port):
+        """Append an XOR address attribute such as XOR-PEER-ADDRESS."""
+        self._put_xor_address(<uint16_t>attr_type, host, port, True)
+
+    def add_xor_mapped_address(self, str host, int port):
+        """Append XOR-MAPPED-ADDRESS."""
+        self._put_xor_address(0x0020, host, port, True)
+
+    def add_mapped_address(self, str host, int port):
+        """Append the RFC 3489 MAPPED-ADDRESS."""
+        self._put_xor_address(0x0001, host, port, False)
+
+    def add_xor_peer_address(self, str host, int port):
+        """Append XOR-PEER-ADDRESS."""
+        self._put_xor_address(0x0012, host, port, True)
+
+    def add_xor_relayed_address(self, str host, int port):
+        """Append XOR-RELAYED-ADDRESS."""
+        self._put_xor_address(0x0016, host, port, True)
+
+    def add_data(self, value):
+        """Append DATA."""
+        self.add(0x0013, value)
+
+    def add_error_code(self, int code, reason=""):
+        """Append ERROR-CODE; the reserved bits are written as zero."""
+        if not 300 <= code <= 699:
+            raise StunBuildError(f"error code {code} is outside 300..699")
+        cdef bytes text = reason.encode("utf-8")
+        if len(text) > 763:
+            raise StunBuildError(
+                f"error reason of {len(text)} bytes exceeds 763 bytes"
+            )
+        cdef uint8_t *p = self._reserve(0x0009, 4 + len(text))
+        p[0] = 0
+        p[1] = 0
+        p[2] = <uint8_t>(code // 100)
+        p[3] = <uint8_t>(code % 100)
+        if len(text):
+            memcpy(p + 4, PyBytes_AS_STRING(text), len(text))
+
+    def add_unknown_attributes(self, types):
+        """Append UNKNOWN-ATTRIBUTES, two bytes per type."""
+        cdef list values = list(types)
+        cdef Py_ssize_t k
+        for k in range(len(values)):
+            if not 0 <= values[k] <= 0xFFFF:
+                raise StunBuildError(
+                    f"attribute type {values[k]} is outside 0..65535"
+                )
+        cdef uint8_t *p = self._reserve(0x000A, 2 * len(values))
+        for k in range(len(values)):
+            rice_store16(p + 2 * k, <uint16_t>values[k])
+
+    def add_message_integrity(self, IntegrityKey key not None):
+        """Append MESSAGE-INTEGRITY (HMAC-SHA1) over what is written so far."""
+        if self._stage:
+            raise StunBuildError(
+                "MESSAGE-INTEGRITY must come before any other integrity "
+                "attribute and before FINGERPRINT"
+            )
+        cdef Py_ssize_t start = self._len
+        cdef uint8_t *p = self._reserve(ATTR_MESSAGE_INTEGRITY, 20)
+        rice_hmac_sha1_stun(&key.c_key, self._buf,
+                            <uint16_t>(self._len - STUN_HEADER_SIZE),
+                            self._buf + STUN_HEADER_SIZE,
+                            start - STUN_HEADER_SIZE, p)
+        self._stage = 1
+
+    def add_message_integrity_sha256(self, IntegrityKey key not None,
+                                     int length=32):
+        """Append MESSAGE-INTEGRITY-SHA256, truncated to ``length`` bytes.
+
+        ``length`` is 16 to 32 in steps of 4 (RFC 8489 §14.6).
+        """
+        cdef uint8_t digest[32]
+        if length < 16 or length > 32 or length & 3:
+            raise StunBuildError(
+                f"MESSAGE-INTEGRITY-SHA256 length {length} is not 16..32 "
+                "in steps of 4"
+            )
+        if self._stage > 1:
+            raise StunBuildError(
+                "MESSAGE-INTEGRITY-SHA256 must come before FINGERPRINT and "
+                "only once"
+            )
+        cdef Py_ssize_t start = self._len
+        cdef uint8_t *p = self._reserve(ATTR_MESSAGE_INTEGRITY_SHA256, length)
+        rice_hmac_sha256_stun(&key.c_key, self._buf,
+                              <uint16_t>(self._len - STUN_HEADER_SIZE),
+                              self._buf + STUN_HEADER_SIZE,
+                              start - STUN_HEADER_SIZE, digest)
+        memcpy(p, digest, length)
+        self._stage = 2
+
+    def add_fingerprint(self):
+        """Append FINGERPRINT; nothing can be added after it."""
+        cdef Py_ssize_t start = self._len
+        cdef uint8_t *p = self._reserve(ATTR_FINGERPRINT, 4)
+        rice_store32(p, rice_crc32(self._buf, start) ^ STUN_FINGERPRINT_XOR)
+        self._stage = 3
+
+    def finish(self, IntegrityKey key=None, *, bint sha256=False,
+               bint fingerprint=False):
+        """Complete the message and return it.
+
+        With ``key``, appends MESSAGE-INTEGRITY, or MESSAGE-INTEGRITY-SHA256
+        when ``sha256`` is true; with ``fingerprint``, appends FINGERPRINT.
+        Returns ``bytes``, or the length written when the builder writes
+        into a caller's buffer.
+        """
+        if key is not None:
+            if sha256:
+                self.add_message_integrity_sha256(key)
+            else:
+                self.add_message_integrity(key)
+        if fingerprint:
+            self.add_fingerprint()
+        if self._external:
+            return self._len
+        return PyBytes_FromStringAndSize(<char *>self._buf, self._len)

@@ -1,0 +1,1 @@
+"""Batch classification (placeholder)."""
