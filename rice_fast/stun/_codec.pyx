@@ -291,7 +291,7 @@ cdef object _attributes_module = None
 cdef object _attributes():
     global _attributes_module
     if _attributes_module is None:
-        from rice_fast.stun import _attributes
+        from rice_fast.stun import attributes as _attributes
         _attributes_module = _attributes
     return _attributes_module
 
