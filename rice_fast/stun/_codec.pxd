@@ -38,6 +38,7 @@ cdef enum:
     ATTR_FINGERPRINT = 0x8028
     INLINE_ATTRIBUTES = 12
     NO_INDEX = 0xFFFF
+    BUILDER_INLINE = 512
 
 
 cdef struct AttrEntry:
@@ -95,6 +96,7 @@ cdef class MessageBuilder:
     cdef Py_buffer _view
     cdef int _stage  # 0 open, 1 after MI, 2 after MI-SHA256, 3 after FP
     cdef uint8_t _txid[12]
+    cdef uint8_t _inline[BUILDER_INLINE]
 
     cdef uint8_t *_reserve(self, uint16_t attr_type, Py_ssize_t length) except NULL
     cdef int _put(self, uint16_t attr_type, const uint8_t *value,

@@ -39,6 +39,10 @@ import os
 from rice_fast.stun.errors import StunBuildError, StunParseError
 
 
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+
+
 cdef extern from "<arpa/inet.h>" nogil:
     int AF_INET
     int AF_INET6
@@ -225,8 +229,13 @@ cdef class IntegrityKey:
 
     def hmac_sha1(self, data):
         """Return HMAC-SHA1 of ``data`` under this key (20 bytes)."""
-        cdef const uint8_t[::1] view = memoryview(data).cast("B")
         cdef uint8_t out[20]
+        cdef const uint8_t[::1] view
+        if PyBytes_CheckExact(data):
+            rice_hmac_sha1(&self.c_key, <const uint8_t *>PyBytes_AS_STRING(data),
+                            PyBytes_GET_SIZE(data), out)
+            return PyBytes_FromStringAndSize(<char *>out, 20)
+        view = memoryview(data).cast("B")
         if view.shape[0]:
             rice_hmac_sha1(&self.c_key, &view[0], view.shape[0], out)
         else:
@@ -235,8 +244,13 @@ cdef class IntegrityKey:
 
     def hmac_sha256(self, data):
         """Return HMAC-SHA256 of ``data`` under this key (32 bytes)."""
-        cdef const uint8_t[::1] view = memoryview(data).cast("B")
         cdef uint8_t out[32]
+        cdef const uint8_t[::1] view
+        if PyBytes_CheckExact(data):
+            rice_hmac_sha256(&self.c_key, <const uint8_t *>PyBytes_AS_STRING(data),
+                            PyBytes_GET_SIZE(data), out)
+            return PyBytes_FromStringAndSize(<char *>out, 32)
+        view = memoryview(data).cast("B")
         if view.shape[0]:
             rice_hmac_sha256(&self.c_key, &view[0], view.shape[0], out)
         else:
@@ -846,17 +860,27 @@ def is_stun(data):
     Checks only the first byte (0 to 3), the magic cookie and the length;
     use it to demultiplex STUN from ChannelData, DTLS and RTP.
     """
-    cdef const uint8_t[::1] view = memoryview(data).cast("B")
-    if view.shape[0] < STUN_HEADER_SIZE:
+    cdef const uint8_t *p
+    cdef Py_ssize_t length
+    cdef const uint8_t[::1] view
+    if PyBytes_CheckExact(data):
+        p = <const uint8_t *>PyBytes_AS_STRING(data)
+        length = PyBytes_GET_SIZE(data)
+    else:
+        view = memoryview(data).cast("B")
+        length = view.shape[0]
+        if length < STUN_HEADER_SIZE:
+            return False
+        p = &view[0]
+    if length < STUN_HEADER_SIZE or p[0] > 3:
         return False
-    if view[0] > 3:
+    if rice_load32(p + 4) != STUN_MAGIC_COOKIE:
         return False
-    if rice_load32(&view[4]) != STUN_MAGIC_COOKIE:
-        return False
-    return rice_load16(&view[2]) + STUN_HEADER_SIZE == view.shape[0]
+    return rice_load16(p + 2) + STUN_HEADER_SIZE == length
 
 
 @cython.final
+@cython.freelist(8)
 cdef class MessageBuilder:
     """Build one STUN message attribute by attribute into a single buffer.
 
@@ -869,23 +893,29 @@ cdef class MessageBuilder:
     """
 
     def __cinit__(self, int message_type, transaction_id, buffer=None):
-        self._buf = NULL
+        self._buf = self._inline
+        self._cap = BUILDER_INLINE
         self._external = False
         if not 0 <= message_type <= 0x3FFF:
             raise StunBuildError(
                 f"message type 0x{message_type:x} is outside 0x0000..0x3fff"
             )
-        cdef const uint8_t[::1] txid = memoryview(transaction_id).cast("B")
-        if txid.shape[0] != 12:
-            raise StunBuildError(
-                f"transaction id must be 12 bytes, got {txid.shape[0]}"
-            )
-        if buffer is None:
-            self._cap = 256
-            self._buf = <uint8_t *>PyMem_Malloc(self._cap)
-            if self._buf == NULL:
-                raise MemoryError()
+        cdef const uint8_t[::1] txid
+        if PyBytes_CheckExact(transaction_id):
+            if PyBytes_GET_SIZE(transaction_id) != 12:
+                raise StunBuildError(
+                    "transaction id must be 12 bytes, got "
+                    f"{PyBytes_GET_SIZE(transaction_id)}"
+                )
+            memcpy(self._txid, PyBytes_AS_STRING(transaction_id), 12)
         else:
+            txid = memoryview(transaction_id).cast("B")
+            if txid.shape[0] != 12:
+                raise StunBuildError(
+                    f"transaction id must be 12 bytes, got {txid.shape[0]}"
+                )
+            memcpy(self._txid, &txid[0], 12)
+        if buffer is not None:
             PyObject_GetBuffer(buffer, &self._view, PyBUF_WRITABLE)
             self._external = True
             self._buf = <uint8_t *>self._view.buf
@@ -894,7 +924,6 @@ cdef class MessageBuilder:
                 raise StunBuildError(
                     f"buffer of {self._cap} bytes cannot hold the 20-byte header"
                 )
-        memcpy(self._txid, &txid[0], 12)
         rice_store16(self._buf, <uint16_t>message_type)
         rice_store16(self._buf + 2, 0)
         rice_store32(self._buf + 4, STUN_MAGIC_COOKIE)
@@ -905,7 +934,7 @@ cdef class MessageBuilder:
     def __dealloc__(self):
         if self._external:
             PyBuffer_Release(&self._view)
-        elif self._buf != NULL:
+        elif self._buf != self._inline:
             PyMem_Free(self._buf)
 
     cdef uint8_t *_reserve(self, uint16_t attr_type,
@@ -943,7 +972,12 @@ cdef class MessageBuilder:
             cap = self._cap * 2
             while cap < needed:
                 cap *= 2
-            grown = <uint8_t *>PyMem_Realloc(self._buf, cap)
+            if self._buf == self._inline:
+                grown = <uint8_t *>PyMem_Malloc(cap)
+                if grown != NULL:
+                    memcpy(grown, self._buf, self._len)
+            else:
+                grown = <uint8_t *>PyMem_Realloc(self._buf, cap)
             if grown == NULL:
                 raise MemoryError()
             self._buf = grown
@@ -1033,8 +1067,12 @@ cdef class MessageBuilder:
     def add_text(self, int attr_type, value):
         """Append a UTF-8 text attribute (USERNAME, REALM, NONCE, SOFTWARE)."""
         cdef bytes raw
+        cdef const char *utf8
+        cdef Py_ssize_t size
         if isinstance(value, str):
-            raw = PyUnicode_AsUTF8String(value)
+            utf8 = PyUnicode_AsUTF8AndSize(value, &size)
+            self._put(<uint16_t>attr_type, <const uint8_t *>utf8, size)
+            return
         elif PyBytes_CheckExact(value):
             raw = value
         else:
@@ -1043,10 +1081,13 @@ cdef class MessageBuilder:
                   PyBytes_GET_SIZE(raw))
 
     def add_username(self, value):
-        """Append USERNAME (at most 513 bytes per RFC 8489 §14.3)."""
-        if len(value) > 513 * (1 if isinstance(value, bytes) else 4):
-            raise StunBuildError(f"USERNAME of {len(value)} characters is too long")
+        """Append USERNAME, which RFC 8489 §14.3 limits to 513 bytes."""
+        cdef Py_ssize_t start = self._len
         self.add_text(0x0006, value)
+        if rice_load16(self._buf + start + 2) > 513:
+            self._len = start
+            rice_store16(self._buf + 2, <uint16_t>(start - STUN_HEADER_SIZE))
+            raise StunBuildError("USERNAME is longer than 513 bytes")
 
     def add_software(self, value):
         self.add_text(0x8022, value)
