@@ -1,1 +1,35 @@
-"""Placeholder."""
+"""TURN (RFC 8656, RFC 5766, RFC 6062, RFC 6156): framing, client and server."""
+
+from rice_fast.turn._framing import (
+    FRAME_CHANNEL_DATA,
+    FRAME_STUN,
+    MAX_CHANNEL,
+    MIN_CHANNEL,
+    StreamDeframer,
+    channel_data_payload,
+    decode_channel_data,
+    decode_channel_data_batch,
+    encode_channel_data,
+    encode_channel_data_batch,
+    encode_channel_data_into,
+    is_channel_data,
+)
+from rice_fast.turn.errors import ChannelDataError, FramingError, TurnError
+
+__all__ = [
+    "FRAME_CHANNEL_DATA",
+    "FRAME_STUN",
+    "MAX_CHANNEL",
+    "MIN_CHANNEL",
+    "ChannelDataError",
+    "FramingError",
+    "StreamDeframer",
+    "TurnError",
+    "channel_data_payload",
+    "decode_channel_data",
+    "decode_channel_data_batch",
+    "encode_channel_data",
+    "encode_channel_data_batch",
+    "encode_channel_data_into",
+    "is_channel_data",
+]
