@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["StunError", "StunParseError", "StunBuildError"]
+__all__ = ["StunError", "StunParseError", "StunBuildError", "CredentialError"]
 
 
 class StunError(Exception):
@@ -30,3 +30,11 @@ class StunParseError(StunError, ValueError):
 
 class StunBuildError(StunError, ValueError):
     """A message or attribute that cannot be built as requested."""
+
+
+class CredentialError(StunError, ValueError):
+    """A username, realm, password or nonce that cannot be used as a credential.
+
+    The message names the rule that failed and, for text, the position and
+    code point of the offending character, but never the text itself.
+    """
