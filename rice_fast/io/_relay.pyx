@@ -437,3 +437,109 @@ cdef class RelayEngine:
             if n < self._batch:
                 break
         return slow
+
+
+cdef enum:
+    IO_BATCH = 64
+
+
+def send_datagrams(int fd, list datagrams):
+    """Send ``(data, destination)`` pairs from a UDP socket with sendmmsg.
+
+    Returns how many were sent; it stops early, without raising, when the
+    socket would block or the kernel reports an error for a datagram.
+    """
+    cdef mmsghdr messages[IO_BATCH]
+    cdef iovec iov[IO_BATCH]
+    cdef sockaddr_in6 addresses[IO_BATCH]
+    cdef socklen_t length
+    cdef Py_ssize_t total = len(datagrams)
+    cdef Py_ssize_t done = 0
+    cdef int count, i, sent
+    cdef const unsigned char[::1] view
+    cdef list keep = []
+    while done < total:
+        count = <int>min(total - done, IO_BATCH)
+        keep.clear()
+        for i in range(count):
+            data, destination = datagrams[done + i]
+            view = data
+            keep.append(view)
+            _to_sockaddr(destination, &addresses[i], &length)
+            memset(&messages[i], 0, sizeof(mmsghdr))
+            iov[i].iov_base = <void *>&view[0] if view.shape[0] else NULL
+            iov[i].iov_len = view.shape[0]
+            messages[i].msg_hdr.msg_iov = &iov[i]
+            messages[i].msg_hdr.msg_iovlen = 1
+            messages[i].msg_hdr.msg_name = &addresses[i]
+            messages[i].msg_hdr.msg_namelen = length
+        with nogil:
+            sent = sendmmsg(fd, messages, count, MSG_DONTWAIT)
+        if sent <= 0:
+            break
+        done += sent
+        if sent < count:
+            break
+    return done
+
+
+def send_repeated(int fd, data, destination, Py_ssize_t count):
+    """Send the same datagram ``count`` times with sendmmsg; for load tests.
+
+    Returns how many were sent before the socket would block.
+    """
+    cdef mmsghdr messages[IO_BATCH]
+    cdef iovec iov
+    cdef sockaddr_in6 address
+    cdef socklen_t length
+    cdef const unsigned char[::1] view = data
+    cdef Py_ssize_t done = 0
+    cdef int batch, i, sent
+    _to_sockaddr(destination, &address, &length)
+    iov.iov_base = <void *>&view[0] if view.shape[0] else NULL
+    iov.iov_len = view.shape[0]
+    for i in range(IO_BATCH):
+        memset(&messages[i], 0, sizeof(mmsghdr))
+        messages[i].msg_hdr.msg_iov = &iov
+        messages[i].msg_hdr.msg_iovlen = 1
+        messages[i].msg_hdr.msg_name = &address
+        messages[i].msg_hdr.msg_namelen = length
+    with nogil:
+        while done < count:
+            batch = <int>(count - done if count - done < IO_BATCH else IO_BATCH)
+            sent = sendmmsg(fd, messages, batch, MSG_DONTWAIT)
+            if sent <= 0:
+                break
+            done += sent
+    return done
+
+
+def drain(int fd, Py_ssize_t limit=1 << 30):
+    """Read and discard waiting datagrams; return ``(datagrams, bytes)``.
+
+    Reads until the socket would block or ``limit`` datagrams were read.
+    """
+    cdef mmsghdr messages[IO_BATCH]
+    cdef iovec iov[IO_BATCH]
+    cdef unsigned char *scratch = <unsigned char *>calloc(IO_BATCH, 2048)
+    cdef Py_ssize_t datagrams = 0
+    cdef Py_ssize_t total = 0
+    cdef int i, n
+    if scratch == NULL:
+        raise MemoryError()
+    with nogil:
+        while datagrams < limit:
+            for i in range(IO_BATCH):
+                memset(&messages[i], 0, sizeof(mmsghdr))
+                iov[i].iov_base = scratch + <size_t>i * 2048
+                iov[i].iov_len = 2048
+                messages[i].msg_hdr.msg_iov = &iov[i]
+                messages[i].msg_hdr.msg_iovlen = 1
+            n = recvmmsg(fd, messages, IO_BATCH, MSG_DONTWAIT, NULL)
+            if n <= 0:
+                break
+            datagrams += n
+            for i in range(n):
+                total += messages[i].msg_len
+    free(scratch)
+    return datagrams, total

@@ -197,3 +197,35 @@ def test_process_rejects_unknown_socket() -> None:
 def test_engine_rejects_bad_sizes(batch: int, slot: int) -> None:
     with pytest.raises(ValueError, match="outside"):
         RelayEngine(batch=batch, slot=slot)
+
+
+def test_send_datagrams_and_drain(sockets: Sockets) -> None:
+    from rice_fast.io._relay import drain, send_datagrams
+
+    peer = _address(sockets["peer"])
+    client = _address(sockets["client"])
+    items = [(b"a" * i, peer if i % 2 else client) for i in range(1, 101)]
+
+    assert send_datagrams(sockets["listener"].fileno(), items) == 100
+
+    _wait_readable(sockets["peer"])
+    _wait_readable(sockets["client"])
+    sockets["peer"].setblocking(False)
+    sockets["client"].setblocking(False)
+    odd = sum(range(1, 101, 2))
+    even = sum(range(2, 101, 2))
+    assert drain(sockets["peer"].fileno()) == (50, odd)
+    assert drain(sockets["client"].fileno()) == (50, even)
+
+
+def test_send_repeated_counts(sockets: Sockets) -> None:
+    from rice_fast.io._relay import drain, send_repeated
+
+    sent = send_repeated(
+        sockets["client"].fileno(), b"x" * 10, _address(sockets["peer"]), 150
+    )
+
+    assert sent == 150
+    _wait_readable(sockets["peer"])
+    sockets["peer"].setblocking(False)
+    assert drain(sockets["peer"].fileno(), limit=100)[0] >= 64

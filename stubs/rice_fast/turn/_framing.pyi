@@ -11,7 +11,9 @@ MAX_CHANNEL: Final[int]
 FRAME_STUN: Final[int]
 FRAME_CHANNEL_DATA: Final[int]
 
-def encode_channel_data(channel: int, payload: Buffer, stream: bool = False) -> bytes: ...
+def encode_channel_data(
+    channel: int, payload: Buffer, stream: bool = False
+) -> bytes: ...
 def encode_channel_data_into(
     buffer: Buffer, offset: int, channel: int, payload: Buffer, stream: bool = False
 ) -> int: ...
