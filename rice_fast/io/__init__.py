@@ -1,1 +1,42 @@
-"""Placeholder."""
+"""asyncio drivers for the sans-IO state machines.
+
+``StunClient`` runs a ``StunAgent`` over one UDP socket or TCP connection,
+``binding_request`` (and its blocking form ``stun_binding``) requests the
+mapped address from a STUN server, and ``serve_stun`` runs a ``StunServer``
+on a UDP socket and a TCP listener. The sans-IO clock ``now`` is the
+event loop's ``loop.time()``.
+"""
+
+from rice_fast.io._address import Address, format_address, parse_address
+from rice_fast.io._client import StunClient
+from rice_fast.io._driver import AgentDriver
+from rice_fast.io._server import StunService, serve_stun
+from rice_fast.io._stun import BindingResult, binding_request, stun_binding
+from rice_fast.io._tcp import StunFramingError, StunStreamDeframer
+from rice_fast.io._timer import DeadlineTimer
+from rice_fast.io.errors import (
+    StunConnectionError,
+    StunErrorResponse,
+    StunIOError,
+    StunTimeoutError,
+)
+
+__all__ = [
+    "Address",
+    "AgentDriver",
+    "BindingResult",
+    "DeadlineTimer",
+    "StunClient",
+    "StunConnectionError",
+    "StunErrorResponse",
+    "StunFramingError",
+    "StunIOError",
+    "StunService",
+    "StunStreamDeframer",
+    "StunTimeoutError",
+    "binding_request",
+    "format_address",
+    "parse_address",
+    "serve_stun",
+    "stun_binding",
+]

@@ -103,3 +103,5 @@ cdef class MessageBuilder:
                   Py_ssize_t length) except -1
     cdef int _put_xor_address(self, uint16_t attr_type, object host,
                               int port, bint xor) except -1
+    cdef int _complete(self, IntegrityKey key, bint sha256,
+                       bint fingerprint) except -1

@@ -356,6 +356,7 @@ cdef class Message:
         self._fp = NO_INDEX
         self._limit = self._count
         cdef uint16_t i, t
+        cdef bint ignored_since = False
         for i in range(self._count):
             t = self._attrs[i].type
             if t == ATTR_MESSAGE_INTEGRITY:
@@ -363,12 +364,16 @@ cdef class Message:
                     self._mi = i
                     self._limit = i
             elif t == ATTR_MESSAGE_INTEGRITY_SHA256:
-                if self._mi256 == NO_INDEX:
+                # Only MESSAGE-INTEGRITY may come between the two integrity
+                # attributes; after anything else MI-SHA256 is ignored too.
+                if self._mi256 == NO_INDEX and not ignored_since:
                     self._mi256 = i
                     if self._mi == NO_INDEX:
                         self._limit = i
             elif t == ATTR_FINGERPRINT:
                 self._fp = i
+            elif self._limit != self._count:
+                ignored_since = True
         return 0
 
     cdef int _find(self, uint16_t attr_type):
@@ -1061,8 +1066,15 @@ cdef class MessageBuilder:
             self._put(<uint16_t>attr_type, NULL, 0)
 
     def add_attribute(self, attribute):
-        """Append a typed attribute object from ``rice_fast.stun``."""
-        self.add(attribute.TYPE, attribute.encode(self.transaction_id))
+        """Append a typed attribute object from ``rice_fast.stun.attributes``.
+
+        The type is the class's ``TYPE``, or the instance's ``type`` for
+        ``UnknownAttribute``, whose class ``TYPE`` is -1.
+        """
+        cdef int attr_type = attribute.TYPE
+        if attr_type < 0:
+            attr_type = attribute.type
+        self.add(attr_type, attribute.encode(self.transaction_id))
 
     def add_text(self, int attr_type, value):
         """Append a UTF-8 text attribute (USERNAME, REALM, NONCE, SOFTWARE)."""
@@ -1259,15 +1271,7 @@ cdef class MessageBuilder:
         rice_store32(p, rice_crc32(self._buf, start) ^ STUN_FINGERPRINT_XOR)
         self._stage = 3
 
-    def finish(self, IntegrityKey key=None, *, bint sha256=False,
-               bint fingerprint=False):
-        """Complete the message and return it.
-
-        With ``key``, appends MESSAGE-INTEGRITY, or MESSAGE-INTEGRITY-SHA256
-        when ``sha256`` is true; with ``fingerprint``, appends FINGERPRINT.
-        Returns ``bytes``, or the length written when the builder writes
-        into a caller's buffer.
-        """
+    cdef int _complete(self, IntegrityKey key, bint sha256, bint fingerprint) except -1:
         if key is not None:
             if sha256:
                 self.add_message_integrity_sha256(key)
@@ -1275,6 +1279,33 @@ cdef class MessageBuilder:
                 self.add_message_integrity(key)
         if fingerprint:
             self.add_fingerprint()
+        return 0
+
+    def finish(self, IntegrityKey key=None, *, bint sha256=False,
+               bint fingerprint=False):
+        """Complete the message and return it as ``bytes``.
+
+        With ``key``, appends MESSAGE-INTEGRITY, or MESSAGE-INTEGRITY-SHA256
+        when ``sha256`` is true; with ``fingerprint``, appends FINGERPRINT.
+        A builder that writes into a caller's buffer uses ``finish_into``.
+        """
         if self._external:
-            return self._len
+            raise StunBuildError(
+                "this builder writes into a caller's buffer: call finish_into()"
+            )
+        self._complete(key, sha256, fingerprint)
         return PyBytes_FromStringAndSize(<char *>self._buf, self._len)
+
+    def finish_into(self, IntegrityKey key=None, *, bint sha256=False,
+                    bint fingerprint=False):
+        """Complete a message written into the caller's buffer.
+
+        Takes the same arguments as ``finish`` and returns the message length
+        in bytes, counted from the start of the buffer.
+        """
+        if not self._external:
+            raise StunBuildError(
+                "this builder owns its buffer: call finish() to get the bytes"
+            )
+        self._complete(key, sha256, fingerprint)
+        return self._len

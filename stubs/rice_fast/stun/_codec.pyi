@@ -1,7 +1,7 @@
 """Type stub for the compiled STUN codec, ``rice_fast.stun._codec``."""
 
 from collections.abc import Iterable
-from typing import Any, Final, Literal, overload
+from typing import Any, Final
 
 from typing_extensions import Buffer
 
@@ -144,15 +144,17 @@ class MessageBuilder:
         self, key: IntegrityKey, length: int = 32
     ) -> None: ...
     def add_fingerprint(self) -> None: ...
-    @overload
     def finish(
         self,
         key: IntegrityKey | None = None,
         *,
         sha256: bool = False,
         fingerprint: bool = False,
-    ) -> Any: ...
-    @overload
-    def finish(
-        self, key: IntegrityKey | None, *, sha256: bool, fingerprint: Literal[True]
-    ) -> Any: ...
+    ) -> bytes: ...
+    def finish_into(
+        self,
+        key: IntegrityKey | None = None,
+        *,
+        sha256: bool = False,
+        fingerprint: bool = False,
+    ) -> int: ...
