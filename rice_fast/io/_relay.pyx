@@ -339,7 +339,7 @@ cdef class RelayEngine:
         starve the others. Returns the datagrams without a route as a list
         of ``(data, source)``, or None when there are none.
         """
-        cdef int n, i, queued, round_number
+        cdef int n, i, queued
         cdef uint8_t kind
         cdef const uint8_t *p
         cdef unsigned int length
@@ -351,7 +351,7 @@ cdef class RelayEngine:
         if not 0 <= fd < MAX_FD or self._kinds[fd] == 0:
             raise ValueError(f"file descriptor {fd} was not added with add_socket")
         kind = self._kinds[fd]
-        for round_number in range(max_batches):
+        for _ in range(max_batches):
             for i in range(self._batch):
                 memset(&self._recv_messages[i], 0, sizeof(mmsghdr))
                 self._recv_messages[i].msg_hdr.msg_name = &self._recv_addresses[i]

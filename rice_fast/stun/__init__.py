@@ -1,5 +1,6 @@
 """STUN (RFC 8489, RFC 5389): message codec, attributes and credentials."""
 
+from rice_fast.stun import batch
 from rice_fast.stun._codec import (
     IntegrityKey,
     Message,
@@ -31,6 +32,7 @@ from rice_fast.stun.auth import (
     LongTermAuthenticator,
     ShortTermAuthenticator,
 )
+from rice_fast.stun.batch import Classification, DatagramKind
 from rice_fast.stun.credentials import (
     LongTermCredentials,
     NonceIssuer,
@@ -70,6 +72,9 @@ __all__ = [
     "AddressFamily",
     "AttributeType",
     "AuthResult",
+    "Classification",
+    "DatagramKind",
+    "batch",
     "Authenticator",
     "CredentialError",
     "ErrorCode",

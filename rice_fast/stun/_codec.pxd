@@ -102,6 +102,6 @@ cdef class MessageBuilder:
     cdef int _put(self, uint16_t attr_type, const uint8_t *value,
                   Py_ssize_t length) except -1
     cdef int _put_xor_address(self, uint16_t attr_type, object host,
-                              int port, bint xor) except -1
+                              object port_number, bint xor) except -1
     cdef int _complete(self, IntegrityKey key, bint sha256,
                        bint fingerprint) except -1

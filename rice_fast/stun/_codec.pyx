@@ -232,8 +232,10 @@ cdef class IntegrityKey:
         cdef uint8_t out[20]
         cdef const uint8_t[::1] view
         if PyBytes_CheckExact(data):
-            rice_hmac_sha1(&self.c_key, <const uint8_t *>PyBytes_AS_STRING(data),
-                            PyBytes_GET_SIZE(data), out)
+            rice_hmac_sha1(
+                &self.c_key, <const uint8_t *>PyBytes_AS_STRING(data),
+                PyBytes_GET_SIZE(data), out,
+            )
             return PyBytes_FromStringAndSize(<char *>out, 20)
         view = memoryview(data).cast("B")
         if view.shape[0]:
@@ -247,8 +249,10 @@ cdef class IntegrityKey:
         cdef uint8_t out[32]
         cdef const uint8_t[::1] view
         if PyBytes_CheckExact(data):
-            rice_hmac_sha256(&self.c_key, <const uint8_t *>PyBytes_AS_STRING(data),
-                            PyBytes_GET_SIZE(data), out)
+            rice_hmac_sha256(
+                &self.c_key, <const uint8_t *>PyBytes_AS_STRING(data),
+                PyBytes_GET_SIZE(data), out,
+            )
             return PyBytes_FromStringAndSize(<char *>out, 32)
         view = memoryview(data).cast("B")
         if view.shape[0]:
@@ -827,6 +831,8 @@ cdef Message _new_message(object data, bint legacy):
         msg._len = msg._view.len
     msg._legacy = legacy
     msg._index()
+    if legacy and rice_load32(msg._ptr + 4) == STUN_MAGIC_COOKIE:
+        msg._legacy = False
     return msg
 
 
@@ -847,10 +853,17 @@ def frame_error(data):
     Cheaper than ``parse`` when only validity matters; the error is the
     ``StunParseError`` that ``parse`` would raise.
     """
-    cdef const uint8_t[::1] view = memoryview(data).cast("B")
+    cdef const uint8_t[::1] view
     cdef Py_ssize_t count = 0
     cdef Py_ssize_t where = 0
     cdef int code
+    if PyBytes_CheckExact(data):
+        code = _walk(<const uint8_t *>PyBytes_AS_STRING(data),
+                     PyBytes_GET_SIZE(data), False, NULL, 0, &count, &where)
+        if code:
+            return _parse_error(code, where)
+        return None
+    view = memoryview(data).cast("B")
     if view.shape[0] == 0:
         return _parse_error(1, 0)
     code = _walk(&view[0], view.shape[0], False, NULL, 0, &count, &where)
@@ -884,6 +897,30 @@ def is_stun(data):
     return rice_load16(p + 2) + STUN_HEADER_SIZE == length
 
 
+cdef inline unsigned long long _as_unsigned(object value, unsigned long long maximum,
+                                            str name) except? 0xFFFFFFFFFFFFFFFF:
+    cdef unsigned long long result
+    try:
+        result = value
+    except OverflowError:
+        raise StunBuildError(f"{name} {value!r} is outside 0..{maximum}") from None
+    if result > maximum:
+        raise StunBuildError(f"{name} {value!r} is outside 0..{maximum}")
+    return result
+
+
+cdef inline uint16_t _checked_type(object attr_type) except? 0xFFFF:
+    return <uint16_t>_as_unsigned(attr_type, 0xFFFF, "attribute type")
+
+
+cdef inline uint32_t _checked_u32(object value, str name) except? 0xFFFFFFFF:
+    return <uint32_t>_as_unsigned(value, 0xFFFFFFFF, name)
+
+
+cdef inline uint64_t _checked_u64(object value, str name) except? 0xFFFFFFFFFFFFFFFF:
+    return <uint64_t>_as_unsigned(value, 0xFFFFFFFFFFFFFFFF, name)
+
+
 @cython.final
 @cython.freelist(8)
 cdef class MessageBuilder:
@@ -897,14 +934,13 @@ cdef class MessageBuilder:
     rule raises ``StunBuildError``.
     """
 
-    def __cinit__(self, int message_type, transaction_id, buffer=None):
+    def __cinit__(self, message_type, transaction_id, buffer=None):
         self._buf = self._inline
         self._cap = BUILDER_INLINE
         self._external = False
-        if not 0 <= message_type <= 0x3FFF:
-            raise StunBuildError(
-                f"message type 0x{message_type:x} is outside 0x0000..0x3fff"
-            )
+        cdef uint16_t checked_type = <uint16_t>_as_unsigned(
+            message_type, 0x3FFF, "message type"
+        )
         cdef const uint8_t[::1] txid
         if PyBytes_CheckExact(transaction_id):
             if PyBytes_GET_SIZE(transaction_id) != 12:
@@ -929,7 +965,7 @@ cdef class MessageBuilder:
                 raise StunBuildError(
                     f"buffer of {self._cap} bytes cannot hold the 20-byte header"
                 )
-        rice_store16(self._buf, <uint16_t>message_type)
+        rice_store16(self._buf, checked_type)
         rice_store16(self._buf + 2, 0)
         rice_store32(self._buf + 4, STUN_MAGIC_COOKIE)
         memcpy(self._buf + 8, self._txid, 12)
@@ -1004,13 +1040,12 @@ cdef class MessageBuilder:
         return 0
 
     cdef int _put_xor_address(self, uint16_t attr_type, object host,
-                              int port, bint xor) except -1:
+                              object port_number, bint xor) except -1:
         cdef uint8_t addr[16]
         cdef bytes text
         cdef int k
         cdef uint8_t *p
-        if not 0 <= port <= 0xFFFF:
-            raise StunBuildError(f"port {port} is outside 0..65535")
+        cdef uint16_t port = <uint16_t>_as_unsigned(port_number, 0xFFFF, "port")
         if isinstance(host, str):
             text = PyUnicode_AsUTF8String(host.partition("%")[0])
         else:
@@ -1050,20 +1085,19 @@ cdef class MessageBuilder:
     def transaction_id(self):
         return PyBytes_FromStringAndSize(<char *>self._txid, 12)
 
-    def add(self, int attr_type, value):
+    def add(self, attr_type, value):
         """Append an attribute with raw value bytes, padded to 4 bytes."""
-        if not 0 <= attr_type <= 0xFFFF:
-            raise StunBuildError(f"attribute type {attr_type} is outside 0..65535")
+        cdef uint16_t checked = _checked_type(attr_type)
         cdef const uint8_t[::1] view
         if PyBytes_CheckExact(value):
-            self._put(<uint16_t>attr_type, <const uint8_t *>PyBytes_AS_STRING(value),
+            self._put(checked, <const uint8_t *>PyBytes_AS_STRING(value),
                       PyBytes_GET_SIZE(value))
             return
         view = memoryview(value).cast("B")
         if view.shape[0]:
-            self._put(<uint16_t>attr_type, &view[0], view.shape[0])
+            self._put(checked, &view[0], view.shape[0])
         else:
-            self._put(<uint16_t>attr_type, NULL, 0)
+            self._put(checked, NULL, 0)
 
     def add_attribute(self, attribute):
         """Append a typed attribute object from ``rice_fast.stun.attributes``.
@@ -1076,30 +1110,33 @@ cdef class MessageBuilder:
             attr_type = attribute.type
         self.add(attr_type, attribute.encode(self.transaction_id))
 
-    def add_text(self, int attr_type, value):
+    def add_text(self, attr_type, value):
         """Append a UTF-8 text attribute (USERNAME, REALM, NONCE, SOFTWARE)."""
         cdef bytes raw
         cdef const char *utf8
         cdef Py_ssize_t size
         if isinstance(value, str):
             utf8 = PyUnicode_AsUTF8AndSize(value, &size)
-            self._put(<uint16_t>attr_type, <const uint8_t *>utf8, size)
+            self._put(_checked_type(attr_type), <const uint8_t *>utf8, size)
             return
         elif PyBytes_CheckExact(value):
             raw = value
         else:
             raw = bytes(value)
-        self._put(<uint16_t>attr_type, <const uint8_t *>PyBytes_AS_STRING(raw),
+        self._put(_checked_type(attr_type), <const uint8_t *>PyBytes_AS_STRING(raw),
                   PyBytes_GET_SIZE(raw))
 
     def add_username(self, value):
-        """Append USERNAME, which RFC 8489 §14.3 limits to 513 bytes."""
+        """Append USERNAME, which RFC 8489 §14.3 limits to 508 bytes."""
         cdef Py_ssize_t start = self._len
         self.add_text(0x0006, value)
-        if rice_load16(self._buf + start + 2) > 513:
+        if rice_load16(self._buf + start + 2) > 508:
             self._len = start
             rice_store16(self._buf + 2, <uint16_t>(start - STUN_HEADER_SIZE))
-            raise StunBuildError("USERNAME is longer than 513 bytes")
+            raise StunBuildError(
+                f"USERNAME of {rice_load16(self._buf + start + 2)} bytes is longer "
+                "than 508 bytes"
+            )
 
     def add_software(self, value):
         self.add_text(0x8022, value)
@@ -1110,30 +1147,35 @@ cdef class MessageBuilder:
     def add_nonce(self, value):
         self.add_text(0x0015, value)
 
-    def add_u32(self, int attr_type, uint32_t value):
+    def add_u32(self, attr_type, value):
         """Append an attribute holding one 32-bit big-endian integer."""
-        cdef uint8_t *p = self._reserve(<uint16_t>attr_type, 4)
-        rice_store32(p, value)
+        cdef uint32_t checked = _checked_u32(value, "value")
+        cdef uint8_t *p = self._reserve(_checked_type(attr_type), 4)
+        rice_store32(p, checked)
 
-    def add_u64(self, int attr_type, uint64_t value):
+    def add_u64(self, attr_type, value):
         """Append an attribute holding one 64-bit big-endian integer."""
-        cdef uint8_t *p = self._reserve(<uint16_t>attr_type, 8)
-        rice_store32(p, <uint32_t>(value >> 32))
-        rice_store32(p + 4, <uint32_t>value)
+        cdef uint64_t checked = _checked_u64(value, "value")
+        cdef uint8_t *p = self._reserve(_checked_type(attr_type), 8)
+        rice_store32(p, <uint32_t>(checked >> 32))
+        rice_store32(p + 4, <uint32_t>checked)
 
-    def add_priority(self, uint32_t value):
+    def add_priority(self, value):
         """Append PRIORITY (RFC 8445 §7.1.1)."""
+        cdef uint32_t checked = _checked_u32(value, "priority")
         cdef uint8_t *p = self._reserve(0x0024, 4)
-        rice_store32(p, value)
+        rice_store32(p, checked)
 
-    def add_ice_controlling(self, uint64_t tie_breaker):
+    def add_ice_controlling(self, value):
         """Append ICE-CONTROLLING with the agent's tie-breaker."""
+        cdef uint64_t tie_breaker = _checked_u64(value, "tie-breaker")
         cdef uint8_t *p = self._reserve(0x802A, 8)
         rice_store32(p, <uint32_t>(tie_breaker >> 32))
         rice_store32(p + 4, <uint32_t>tie_breaker)
 
-    def add_ice_controlled(self, uint64_t tie_breaker):
+    def add_ice_controlled(self, value):
         """Append ICE-CONTROLLED with the agent's tie-breaker."""
+        cdef uint64_t tie_breaker = _checked_u64(value, "tie-breaker")
         cdef uint8_t *p = self._reserve(0x8029, 8)
         rice_store32(p, <uint32_t>(tie_breaker >> 32))
         rice_store32(p + 4, <uint32_t>tie_breaker)
@@ -1142,50 +1184,51 @@ cdef class MessageBuilder:
         """Append the empty USE-CANDIDATE attribute."""
         self._reserve(0x0025, 0)
 
-    def add_lifetime(self, uint32_t seconds):
+    def add_lifetime(self, seconds):
         """Append LIFETIME in seconds."""
+        cdef uint32_t checked = _checked_u32(seconds, "lifetime")
         cdef uint8_t *p = self._reserve(0x000D, 4)
-        rice_store32(p, seconds)
+        rice_store32(p, checked)
 
-    def add_channel_number(self, int channel):
+    def add_channel_number(self, channel):
         """Append CHANNEL-NUMBER; the RFC 8656 range is 0x4000..0x4fff."""
-        if not 0 <= channel <= 0xFFFF:
-            raise StunBuildError(f"channel number {channel} is outside 0..65535")
+        cdef uint16_t checked = <uint16_t>_as_unsigned(channel, 0xFFFF,
+                                                       "channel number")
         cdef uint8_t *p = self._reserve(0x000C, 4)
-        rice_store16(p, <uint16_t>channel)
+        rice_store16(p, checked)
         rice_store16(p + 2, 0)
 
-    def add_requested_transport(self, int protocol):
+    def add_requested_transport(self, protocol):
         """Append REQUESTED-TRANSPORT (17 for UDP, 6 for TCP)."""
-        if not 0 <= protocol <= 255:
-            raise StunBuildError(f"protocol number {protocol} is outside 0..255")
+        cdef uint8_t checked = <uint8_t>_as_unsigned(protocol, 0xFF,
+                                                     "protocol number")
         cdef uint8_t *p = self._reserve(0x0019, 4)
-        p[0] = <uint8_t>protocol
+        p[0] = checked
         p[1] = 0
         p[2] = 0
         p[3] = 0
 
-    def add_address(self, int attr_type, str host, int port):
+    def add_address(self, attr_type, str host, port):
         """Append a plain address attribute such as MAPPED-ADDRESS."""
-        self._put_xor_address(<uint16_t>attr_type, host, port, False)
+        self._put_xor_address(_checked_type(attr_type), host, port, False)
 
-    def add_xor_address(self, int attr_type, str host, int port):
+    def add_xor_address(self, attr_type, str host, port):
         """Append an XOR address attribute such as XOR-PEER-ADDRESS."""
-        self._put_xor_address(<uint16_t>attr_type, host, port, True)
+        self._put_xor_address(_checked_type(attr_type), host, port, True)
 
-    def add_xor_mapped_address(self, str host, int port):
+    def add_xor_mapped_address(self, str host, port):
         """Append XOR-MAPPED-ADDRESS."""
         self._put_xor_address(0x0020, host, port, True)
 
-    def add_mapped_address(self, str host, int port):
+    def add_mapped_address(self, str host, port):
         """Append the RFC 3489 MAPPED-ADDRESS."""
         self._put_xor_address(0x0001, host, port, False)
 
-    def add_xor_peer_address(self, str host, int port):
+    def add_xor_peer_address(self, str host, port):
         """Append XOR-PEER-ADDRESS."""
         self._put_xor_address(0x0012, host, port, True)
 
-    def add_xor_relayed_address(self, str host, int port):
+    def add_xor_relayed_address(self, str host, port):
         """Append XOR-RELAYED-ADDRESS."""
         self._put_xor_address(0x0016, host, port, True)
 
@@ -1193,7 +1236,7 @@ cdef class MessageBuilder:
         """Append DATA."""
         self.add(0x0013, value)
 
-    def add_error_code(self, int code, reason=""):
+    def add_error_code(self, code, reason=""):
         """Append ERROR-CODE; the reserved bits are written as zero."""
         if not 300 <= code <= 699:
             raise StunBuildError(f"error code {code} is outside 300..699")

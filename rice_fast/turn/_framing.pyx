@@ -16,7 +16,7 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
 from libc.string cimport memcpy, memmove, memset
 
 from rice_fast.stun._codec cimport (
@@ -421,6 +421,19 @@ cdef class StreamDeframer:
             self._end = 0
         self.frames += 1
         return kind, frame
+
+    def take_buffered(self):
+        """Remove and return the bytes not yet returned as a frame.
+
+        For a connection that stops being framed, such as an RFC 6062 data
+        connection after its ConnectionBind, whose later bytes are raw.
+        """
+        cdef object rest = PyBytes_FromStringAndSize(
+            <const char *>self._buf + self._start, self._end - self._start
+        )
+        self._start = 0
+        self._end = 0
+        return rest
 
     def frames_from(self, data):
         """Feed ``data`` and return every frame now complete, as a list."""

@@ -6,8 +6,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-
 from rice_fast.io._relay import SOCKET_LISTENER, SOCKET_RELAY, RelayEngine
+
 from rice_fast.stun import MessageBuilder, new_transaction_id
 from rice_fast.turn import channel_data_payload, encode_channel_data
 
