@@ -198,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _add_stun_parser(commands)
     _add_stun_server_parser(commands)
+    from rice_fast import cli_relay
+
+    cli_relay.add_parser(commands)
+    from rice_fast import cli_turn
+
+    cli_turn.add_parser(commands)
     return parser
 
 

@@ -46,10 +46,11 @@ KIND_OTHER = DATAGRAM_OTHER
 KIND_STUN = DATAGRAM_STUN
 KIND_CHANNEL_DATA = DATAGRAM_CHANNEL_DATA
 
-# RFC 8656 §12.2 and §12.6: a client may bind channels 0x4000..0x4FFF, and
-# 0x5000..0xFFFF are reserved, although 0x5000..0x7FFF start with 01 too.
+# RFC 8656 §12 has clients bind 0x4000..0x4FFF and reserves 0x5000 and up,
+# but RFC 5766 allowed 0x4000..0x7FFF and its clients still use that range,
+# so every channel number whose first two bits are 01 is accepted.
 cdef enum:
-    CHANNEL_LAST = 0x4FFF
+    CHANNEL_LAST = 0x7FFF
     CHANNEL_DATA_HEADER = 4
 
 ctypedef fused index_t:

@@ -65,8 +65,8 @@ class Classification:
       is shorter than the 20-byte header.
     - ``valid`` (bool): for STUN, whether ``rice_fast.stun.frame_error``
       accepts the framing. For ChannelData, whether the length field fits
-      in the datagram and the channel number is in 0x4000..0x4FFF, since
-      RFC 8656 §12.6 discards the reserved range 0x5000..0xFFFF. Always
+      in the datagram. Channels 0x5000..0x7FFF, which RFC 8656 reserves but
+      RFC 5766 clients still bind, count as valid. Always
       False for other kinds.
     - ``channel`` (uint16): the ChannelData channel number, 0 otherwise.
     - ``payload_offset`` (int64) and ``payload_length`` (int32): the

@@ -15,8 +15,25 @@ from rice_fast.turn._framing import (
     is_channel_data,
 )
 from rice_fast.turn.errors import ChannelDataError, FramingError, TurnError
+from rice_fast.turn.server import (
+    DEFAULT_DENIED,
+    DropReason,
+    PeerPolicy,
+    TurnServer,
+    TurnServerConfig,
+    TurnServerStats,
+)
+from rice_fast.turn.server_events import FiveTuple, TurnServerEvent
 
 __all__ = [
+    "DEFAULT_DENIED",
+    "DropReason",
+    "FiveTuple",
+    "PeerPolicy",
+    "TurnServer",
+    "TurnServerConfig",
+    "TurnServerEvent",
+    "TurnServerStats",
     "FRAME_CHANNEL_DATA",
     "FRAME_STUN",
     "MAX_CHANNEL",

@@ -31,17 +31,21 @@ import numpy as np
 
 from rice_fast.turn.errors import ChannelDataError, FramingError
 
+# RFC 8656 §12 has clients bind 0x4000..0x4FFF; RFC 5766 allowed up to
+# 0x7FFF and its clients (coturn's among them) still use that range, so a
+# relay must accept and send it.
 MIN_CHANNEL = 0x4000
 MAX_CHANNEL = 0x4FFF
+MAX_LEGACY_CHANNEL = 0x7FFF
 
 FRAME_STUN = 1
 FRAME_CHANNEL_DATA = 2
 
 
 cdef inline int _check_channel(int channel) except -1:
-    if channel < 0x4000 or channel > 0x4FFF:
+    if channel < 0x4000 or channel > 0x7FFF:
         raise ChannelDataError(
-            f"channel number 0x{channel:x} is outside 0x4000..0x4fff", 0
+            f"channel number 0x{channel:x} is outside 0x4000..0x7fff", 0
         )
     return 0
 
@@ -55,7 +59,7 @@ def encode_channel_data(int channel, payload, bint stream=False):
 
     With ``stream`` true the message is padded with zeros to a multiple of
     4 bytes, as TCP and TLS require. Raises ``ChannelDataError`` for a
-    channel outside 0x4000..0x4fff or a payload over 65535 bytes.
+    channel outside 0x4000..0x7fff or a payload over 65535 bytes.
     """
     cdef const uint8_t *src
     cdef Py_ssize_t n
@@ -117,13 +121,9 @@ cdef inline int _channel_error(const uint8_t *p, Py_ssize_t length,
     if length < 4:
         where[0] = length
         return 1
-    cdef uint16_t channel = rice_load16(p)
     if (p[0] & 0xC0) != 0x40:
         where[0] = 0
         return 2
-    if channel > 0x4FFF:
-        where[0] = 0
-        return 3
     if rice_load16(p + 2) > length - 4:
         where[0] = 2
         return 4
@@ -134,7 +134,7 @@ cdef const char *_CHANNEL_REASONS[5]
 _CHANNEL_REASONS[0] = b"valid"
 _CHANNEL_REASONS[1] = b"ChannelData is shorter than its 4-byte header"
 _CHANNEL_REASONS[2] = b"the first two bits are not 01"
-_CHANNEL_REASONS[3] = b"channel number is outside 0x4000..0x4fff"
+_CHANNEL_REASONS[3] = b"unused"
 _CHANNEL_REASONS[4] = b"length field exceeds the data"
 
 
@@ -273,10 +273,10 @@ def encode_channel_data_batch(const uint16_t[::1] channels,
     if channels.shape[0] != n:
         raise ValueError(f"channels has {channels.shape[0]} entries, expected {n}")
     for i in range(n):
-        if channels[i] < 0x4000 or channels[i] > 0x4FFF:
+        if channels[i] < 0x4000 or channels[i] > 0x7FFF:
             raise ChannelDataError(
                 f"channel number 0x{channels[i]:x} of entry {i} is outside "
-                "0x4000..0x4fff",
+                "0x4000..0x7fff",
                 0,
             )
         if lengths[i] > 0xFFFF:

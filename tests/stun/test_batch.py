@@ -108,7 +108,7 @@ def reference_classify_one(data: bytes, offset: int) -> Expected:
             return Expected(DatagramKind.CHANNEL_DATA, channel=channel)
         return Expected(
             DatagramKind.CHANNEL_DATA,
-            valid=channel <= 0x4FFF,
+            valid=channel <= 0x7FFF,
             channel=channel,
             payload_offset=offset + 4,
             payload_length=length,
@@ -339,14 +339,14 @@ def test_classify_channel_data_ranges() -> None:
     batch = batch_of(
         b"\x40\x00\x00\x02hi\x00\x00",  # first channel, padded
         b"\x4f\xff\x00\x01x",  # last channel, unpadded
-        b"\x50\x00\x00\x01x",  # reserved range
-        b"\x7f\xff\x00\x00",  # reserved range, empty payload
+        b"\x50\x00\x00\x01x",  # RFC 5766 range
+        b"\x7f\xff\x00\x00",  # RFC 5766 range, empty payload
         b"\x40\x01\x00\x05abc",  # length field runs past the datagram
         b"\x40\x01\x00",  # shorter than the 4-byte header
     )
     result = classify(batch.buffer, batch.offsets, batch.lengths)
     assert result.kind.tolist() == [2, 2, 2, 2, 2, 0]
-    assert result.valid.tolist() == [True, True, False, False, False, False]
+    assert result.valid.tolist() == [True, True, True, True, False, False]
     assert result.channel.tolist() == [0x4000, 0x4FFF, 0x5000, 0x7FFF, 0x4001, 0]
     assert result.payload_length.tolist() == [2, 1, 1, 0, 0, 0]
     starts = batch.offsets.tolist()

@@ -37,10 +37,16 @@ def test_encode_stream_pads_with_zeros() -> None:
     assert data[17:] == b"\x00\x00\x00"
 
 
-@pytest.mark.parametrize("channel", [0, 0x3FFF, 0x5000, 0x7FFF, 0xFFFF])
+@pytest.mark.parametrize("channel", [0, 0x3FFF, 0x8000, 0xFFFF])
 def test_encode_rejects_channel_outside_range(channel: int) -> None:
-    with pytest.raises(ChannelDataError, match=r"outside 0x4000\.\.0x4fff"):
+    with pytest.raises(ChannelDataError, match=r"outside 0x4000\.\.0x7fff"):
         encode_channel_data(channel, b"")
+
+
+@pytest.mark.parametrize("channel", [0x5000, 0x7FFF])
+def test_rfc5766_channel_range_accepted(channel: int) -> None:
+    data = encode_channel_data(channel, b"old")
+    assert channel_data_payload(data) == (channel, b"old")
 
 
 def test_encode_rejects_oversized_payload() -> None:
@@ -81,7 +87,6 @@ def test_decode_ignores_udp_padding() -> None:
         (b"\x40\x00\x00", "shorter than its 4-byte header", 3),
         (b"\x00\x01\x00\x00", "first two bits are not 01", 0),
         (b"\x80\x01\x00\x00", "first two bits are not 01", 0),
-        (b"\x50\x00\x00\x00", "outside 0x4000..0x4fff", 0),
         (b"\x40\x00\x00\x05abcd", "length field exceeds the data", 2),
     ],
 )

@@ -8,6 +8,7 @@ from typing_extensions import Buffer
 
 MIN_CHANNEL: Final[int]
 MAX_CHANNEL: Final[int]
+MAX_LEGACY_CHANNEL: Final[int]
 FRAME_STUN: Final[int]
 FRAME_CHANNEL_DATA: Final[int]
 
