@@ -102,6 +102,15 @@ def receive_request(data: bytes, key: IntegrityKey) -> RequestFields:
     )
 
 
+def receive_request_one_pass(data: bytes, key: IntegrityKey) -> RequestFields:
+    """The same, reading the attributes with one ``ice_attributes`` call."""
+    message = parse(data)
+    if not message.check(key):
+        raise AssertionError("integrity or fingerprint check failed")
+    username, priority, controlling, _, use_candidate = message.ice_attributes()
+    return (username, priority, controlling, use_candidate)
+
+
 def receive_request_aioice(data: bytes, password: bytes) -> RequestFields:
     """The same with aioice, whose parse_message checks FINGERPRINT itself."""
     message = aioice_stun.parse_message(data)

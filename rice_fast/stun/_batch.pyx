@@ -30,7 +30,7 @@ from rice_fast.stun._codec cimport (
     rice_load16,
     rice_load32,
     stun_check_integrity,
-    stun_frame_error,
+    stun_frame_error_inline,
 )
 
 # rice_stun.h defines its CRC-32 table as a static array, so this module has
@@ -207,7 +207,7 @@ cdef void _classify_loop(
                             | ((word & 0x3E00) >> 2))
             if length >= STUN_HEADER_SIZE:
                 transaction_id_value = offset + 8
-                valid_value = stun_frame_error(p, length) == 0
+                valid_value = stun_frame_error_inline(p, length) == 0
         elif length >= CHANNEL_DATA_HEADER and (p[0] & 0xC0) == 0x40:
             word = rice_load16(p)
             body = rice_load16(p + 2)
@@ -304,7 +304,7 @@ cdef inline bint _is_framed_stun(const uint8_t *p, Py_ssize_t length) noexcept n
         return False
     if rice_load32(p + 4) != STUN_MAGIC_COOKIE:
         return False
-    return stun_frame_error(p, length) == 0
+    return stun_frame_error_inline(p, length) == 0
 
 
 cdef inline bint _fingerprint_matches(const uint8_t *p,

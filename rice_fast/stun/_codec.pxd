@@ -52,10 +52,93 @@ cdef class IntegrityKey:
     cdef bytes _digest  # SHA-256 of the key, to compare keys without the key
 
 
+# The attribute walk is defined here, inline, so that the batch module
+# compiles it into its own loop instead of calling through a pointer.
+cdef inline int _walk(const uint8_t *buf, Py_ssize_t length, bint legacy,
+                      AttrEntry *entries, Py_ssize_t capacity,
+                      Py_ssize_t *count, Py_ssize_t *where) noexcept nogil:
+    """Walk the framing of buf[0:length]; return 0 or a reason code.
+
+    Stores up to ``capacity`` index entries and the total number of
+    attributes in ``count``; on failure ``where`` is the byte offset.
+    """
+    cdef Py_ssize_t pos = STUN_HEADER_SIZE
+    cdef Py_ssize_t n = 0
+    cdef uint16_t attr_type, attr_len
+    cdef Py_ssize_t padded
+    cdef bint after_fingerprint = False
+
+    where[0] = 0
+    if length < STUN_HEADER_SIZE:
+        where[0] = length
+        return 1
+    if buf[0] & 0xC0:
+        return 2
+    if length > 0xFFFF + STUN_HEADER_SIZE:
+        where[0] = 2
+        return 13
+    cdef uint16_t body = rice_load16(buf + 2)
+    if body & 3:
+        where[0] = 2
+        return 3
+    if body + STUN_HEADER_SIZE != length:
+        where[0] = 2
+        return 4
+    if not legacy and rice_load32(buf + 4) != STUN_MAGIC_COOKIE:
+        where[0] = 4
+        return 5
+    while pos < length:
+        if after_fingerprint:
+            where[0] = pos
+            return 9
+        if pos + 4 > length:
+            where[0] = pos
+            return 6
+        attr_type = rice_load16(buf + pos)
+        attr_len = rice_load16(buf + pos + 2)
+        if pos + 4 + attr_len > length:
+            where[0] = pos + 2
+            return 7
+        padded = (attr_len + 3) & ~3
+        if pos + 4 + padded > length:
+            where[0] = pos + 4 + attr_len
+            return 8
+        if attr_type == ATTR_MESSAGE_INTEGRITY and attr_len != 20:
+            where[0] = pos + 2
+            return 10
+        if attr_type == ATTR_MESSAGE_INTEGRITY_SHA256 and (
+            attr_len < 16 or attr_len > 32 or attr_len & 3
+        ):
+            where[0] = pos + 2
+            return 11
+        if attr_type == ATTR_FINGERPRINT:
+            if attr_len != 4:
+                where[0] = pos + 2
+                return 12
+            after_fingerprint = True
+        if n < capacity:
+            entries[n].type = attr_type
+            entries[n].length = attr_len
+            entries[n].offset = <uint32_t>(pos + 4)
+        n += 1
+        pos += 4 + padded
+    count[0] = n
+    return 0
+
+
 # Check the framing of a STUN message in buf[0:length]: header, cookie,
 # length field and attribute walk. Return 0 when valid, otherwise the byte
 # offset of the first problem plus one. No allocation, safe without the GIL.
 cdef Py_ssize_t stun_frame_error(const uint8_t *buf, Py_ssize_t length) noexcept nogil
+
+
+cdef inline Py_ssize_t stun_frame_error_inline(const uint8_t *buf,
+                                               Py_ssize_t length) noexcept nogil:
+    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t where = 0
+    if _walk(buf, length, False, NULL, 0, &count, &where):
+        return where + 1
+    return 0
 
 # Verify the integrity attribute of a framed STUN message in place: 1 when
 # valid, 0 when invalid or absent. SHA-256 is preferred when both exist.
@@ -83,8 +166,11 @@ cdef class Message:
     cdef int _find(self, uint16_t attr_type)
     cdef bytes _value(self, int i)
     cdef object _text(self, uint16_t attr_type)
+    cdef object _text_at(self, int i)
     cdef object _u32(self, uint16_t attr_type)
+    cdef object _u32_at(self, int i)
     cdef object _u64(self, uint16_t attr_type)
+    cdef object _u64_at(self, int i)
     cdef object _address(self, int i, bint xor)
 
 

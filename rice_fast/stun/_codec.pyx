@@ -28,10 +28,13 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.unicode cimport PyUnicode_AsUTF8String, PyUnicode_DecodeUTF8
+from cpython.unicode cimport (
+    PyUnicode_AsUTF8String,
+    PyUnicode_DecodeASCII,
+    PyUnicode_DecodeUTF8,
+)
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdio cimport snprintf
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset, strlen
 
 import hashlib
 import os
@@ -70,78 +73,6 @@ _REASONS[10] = b"MESSAGE-INTEGRITY is not 20 bytes long"
 _REASONS[11] = b"MESSAGE-INTEGRITY-SHA256 is not 16 to 32 bytes in steps of 4"
 _REASONS[12] = b"FINGERPRINT is not 4 bytes long"
 _REASONS[13] = b"message is longer than 65555 bytes"
-
-
-cdef inline int _walk(const uint8_t *buf, Py_ssize_t length, bint legacy,
-                      AttrEntry *entries, Py_ssize_t capacity,
-                      Py_ssize_t *count, Py_ssize_t *where) noexcept nogil:
-    """Walk the framing of buf[0:length]; return 0 or a reason code.
-
-    Stores up to ``capacity`` index entries and the total number of
-    attributes in ``count``; on failure ``where`` is the byte offset.
-    """
-    cdef Py_ssize_t pos = STUN_HEADER_SIZE
-    cdef Py_ssize_t n = 0
-    cdef uint16_t attr_type, attr_len
-    cdef Py_ssize_t padded
-    cdef bint after_fingerprint = False
-
-    where[0] = 0
-    if length < STUN_HEADER_SIZE:
-        where[0] = length
-        return 1
-    if buf[0] & 0xC0:
-        return 2
-    if length > 0xFFFF + STUN_HEADER_SIZE:
-        where[0] = 2
-        return 13
-    cdef uint16_t body = rice_load16(buf + 2)
-    if body & 3:
-        where[0] = 2
-        return 3
-    if body + STUN_HEADER_SIZE != length:
-        where[0] = 2
-        return 4
-    if not legacy and rice_load32(buf + 4) != STUN_MAGIC_COOKIE:
-        where[0] = 4
-        return 5
-    while pos < length:
-        if after_fingerprint:
-            where[0] = pos
-            return 9
-        if pos + 4 > length:
-            where[0] = pos
-            return 6
-        attr_type = rice_load16(buf + pos)
-        attr_len = rice_load16(buf + pos + 2)
-        if pos + 4 + attr_len > length:
-            where[0] = pos + 2
-            return 7
-        padded = (attr_len + 3) & ~3
-        if pos + 4 + padded > length:
-            where[0] = pos + 4 + attr_len
-            return 8
-        if attr_type == ATTR_MESSAGE_INTEGRITY and attr_len != 20:
-            where[0] = pos + 2
-            return 10
-        if attr_type == ATTR_MESSAGE_INTEGRITY_SHA256 and (
-            attr_len < 16 or attr_len > 32 or attr_len & 3
-        ):
-            where[0] = pos + 2
-            return 11
-        if attr_type == ATTR_FINGERPRINT:
-            if attr_len != 4:
-                where[0] = pos + 2
-                return 12
-            after_fingerprint = True
-        if n < capacity:
-            entries[n].type = attr_type
-            entries[n].length = attr_len
-            entries[n].offset = <uint32_t>(pos + 4)
-        n += 1
-        pos += 4 + padded
-    count[0] = n
-    return 0
 
 
 cdef Py_ssize_t stun_frame_error(const uint8_t *buf, Py_ssize_t length) noexcept nogil:
@@ -191,14 +122,67 @@ cdef object _parse_error(int code, Py_ssize_t where):
     return StunParseError(_REASONS[code].decode("ascii"), where)
 
 
+# Addresses repeat on hot paths (the same peers and servers answer again and
+# again), so recently formatted host strings are kept in small direct-mapped
+# caches keyed by the address bytes.
+cdef enum:
+    HOST_CACHE_SIZE = 64
+
+cdef uint32_t _v4_keys[HOST_CACHE_SIZE]
+cdef object _v4_hosts = [None] * HOST_CACHE_SIZE
+cdef uint8_t _v6_keys[HOST_CACHE_SIZE][16]
+cdef object _v6_hosts = [None] * HOST_CACHE_SIZE
+
+
+cdef inline char *_put_octet(char *p, uint8_t value) noexcept nogil:
+    if value >= 100:
+        p[0] = <char>(48 + value // 100)
+        p += 1
+        value %= 100
+        p[0] = <char>(48 + value // 10)
+        p += 1
+    elif value >= 10:
+        p[0] = <char>(48 + value // 10)
+        p += 1
+    p[0] = <char>(48 + value % 10)
+    return p + 1
+
+
 cdef object _format_host(const uint8_t *addr, bint ipv6):
     cdef char text[64]
+    cdef char *end
+    cdef uint32_t key
+    cdef unsigned int slot
+    cdef object host
+    cdef list cache
     if ipv6:
+        slot = (addr[15] ^ (addr[14] << 1) ^ addr[7] ^ (addr[3] << 2)) % HOST_CACHE_SIZE
+        cache = <list>_v6_hosts
+        host = cache[slot]
+        if host is not None and memcmp(_v6_keys[slot], addr, 16) == 0:
+            return host
         inet_ntop(AF_INET6, addr, text, sizeof(text))
-        return text.decode("ascii")
-    snprintf(text, sizeof(text), "%u.%u.%u.%u",
-             addr[0], addr[1], addr[2], addr[3])
-    return text.decode("ascii")
+        host = PyUnicode_DecodeASCII(text, strlen(text), NULL)
+        memcpy(_v6_keys[slot], addr, 16)
+        cache[slot] = host
+        return host
+    key = rice_load32(addr)
+    slot = (key ^ (key >> 11) ^ (key >> 22)) % HOST_CACHE_SIZE
+    cache = <list>_v4_hosts
+    host = cache[slot]
+    if host is not None and _v4_keys[slot] == key:
+        return host
+    end = _put_octet(text, addr[0])
+    end[0] = 46
+    end = _put_octet(end + 1, addr[1])
+    end[0] = 46
+    end = _put_octet(end + 1, addr[2])
+    end[0] = 46
+    end = _put_octet(end + 1, addr[3])
+    host = PyUnicode_DecodeASCII(text, end - text, NULL)
+    _v4_keys[slot] = key
+    cache[slot] = host
+    return host
 
 
 @cython.final
@@ -633,6 +617,9 @@ cdef class Message:
         cdef int i = self._find(attr_type)
         if i < 0:
             return None
+        return self._text_at(i)
+
+    cdef object _text_at(self, int i):
         try:
             return PyUnicode_DecodeUTF8(
                 <const char *>self._ptr + self._attrs[i].offset,
@@ -646,18 +633,28 @@ cdef class Message:
         cdef int i = self._find(attr_type)
         if i < 0:
             return None
+        return self._u32_at(i)
+
+    cdef object _u32_at(self, int i):
         if self._attrs[i].length != 4:
-            raise StunParseError(f"attribute 0x{attr_type:04x} is not 4 bytes long",
-                                 self._attrs[i].offset - 2)
+            raise StunParseError(
+                f"attribute 0x{self._attrs[i].type:04x} is not 4 bytes long",
+                self._attrs[i].offset - 2,
+            )
         return rice_load32(self._ptr + self._attrs[i].offset)
 
     cdef object _u64(self, uint16_t attr_type):
         cdef int i = self._find(attr_type)
         if i < 0:
             return None
+        return self._u64_at(i)
+
+    cdef object _u64_at(self, int i):
         if self._attrs[i].length != 8:
-            raise StunParseError(f"attribute 0x{attr_type:04x} is not 8 bytes long",
-                                 self._attrs[i].offset - 2)
+            raise StunParseError(
+                f"attribute 0x{self._attrs[i].type:04x} is not 8 bytes long",
+                self._attrs[i].offset - 2,
+            )
         cdef const uint8_t *p = self._ptr + self._attrs[i].offset
         return (<uint64_t>rice_load32(p) << 32) | rice_load32(p + 4)
 
@@ -729,6 +726,45 @@ cdef class Message:
     def use_candidate(self):
         """Whether USE-CANDIDATE is present."""
         return self._find(0x0025) >= 0
+
+    def ice_attributes(self):
+        """Read a connectivity check's attributes in one pass.
+
+        Returns ``(username, priority, ice_controlling, ice_controlled,
+        use_candidate)``: the first four are None when absent, the last is
+        a bool. Equivalent to calling the five accessors, at the cost of
+        one call on the hot path of an ICE agent.
+        """
+        cdef uint16_t i
+        cdef int username = -1
+        cdef int priority = -1
+        cdef int controlling = -1
+        cdef int controlled = -1
+        cdef bint use_candidate = False
+        cdef uint16_t t
+        for i in range(self._limit):
+            t = self._attrs[i].type
+            if t == 0x0006:
+                if username < 0:
+                    username = i
+            elif t == 0x0024:
+                if priority < 0:
+                    priority = i
+            elif t == 0x802A:
+                if controlling < 0:
+                    controlling = i
+            elif t == 0x8029:
+                if controlled < 0:
+                    controlled = i
+            elif t == 0x0025:
+                use_candidate = True
+        return (
+            None if username < 0 else self._text_at(username),
+            None if priority < 0 else self._u32_at(priority),
+            None if controlling < 0 else self._u64_at(controlling),
+            None if controlled < 0 else self._u64_at(controlled),
+            use_candidate,
+        )
 
     def xor_address(self, int attr_type):
         """Decode an XOR address attribute into ``(host, port)``, or None."""
