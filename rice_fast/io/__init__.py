@@ -3,17 +3,21 @@
 ``StunClient`` runs a ``StunAgent`` over one UDP socket or TCP connection,
 ``binding_request`` (and its blocking form ``stun_binding``) requests the
 mapped address from a STUN server, and ``serve_stun`` runs a ``StunServer``
-on a UDP socket and a TCP listener. The sans-IO clock ``now`` is the
-event loop's ``loop.time()``.
+on a UDP socket and a TCP listener. ``TurnConnection`` runs a
+``TurnClient`` over UDP, TCP or TLS, and ``RelayServer`` is the TURN relay
+with its compiled forwarding path. The sans-IO clock ``now`` is the event
+loop's ``loop.time()``.
 """
 
 from rice_fast.io._address import Address, format_address, parse_address
 from rice_fast.io._client import StunClient
 from rice_fast.io._driver import AgentDriver
+from rice_fast.io._relay_server import RelayConfig, RelayServer, RelayStats
 from rice_fast.io._server import StunService, serve_stun
 from rice_fast.io._stun import BindingResult, binding_request, stun_binding
 from rice_fast.io._tcp import StunFramingError, StunStreamDeframer
 from rice_fast.io._timer import DeadlineTimer
+from rice_fast.io._turn import TurnConnection
 from rice_fast.io.errors import (
     StunConnectionError,
     StunErrorResponse,
@@ -26,6 +30,9 @@ __all__ = [
     "AgentDriver",
     "BindingResult",
     "DeadlineTimer",
+    "RelayConfig",
+    "RelayServer",
+    "RelayStats",
     "StunClient",
     "StunConnectionError",
     "StunErrorResponse",
@@ -34,6 +41,7 @@ __all__ = [
     "StunService",
     "StunStreamDeframer",
     "StunTimeoutError",
+    "TurnConnection",
     "binding_request",
     "format_address",
     "parse_address",

@@ -1,4 +1,8 @@
-"""TURN (RFC 8656, RFC 5766, RFC 6062, RFC 6156): framing, client and server."""
+"""TURN (RFC 8656, RFC 5766, RFC 6062, RFC 6156): framing, client and server.
+
+The client's events are exported here; the server's, some of which share
+names with them, are in ``rice_fast.turn.server_events``.
+"""
 
 from rice_fast.turn._framing import (
     FRAME_CHANNEL_DATA,
@@ -14,7 +18,34 @@ from rice_fast.turn._framing import (
     encode_channel_data_into,
     is_channel_data,
 )
+from rice_fast.turn.client import (
+    AllocationOptions,
+    TurnClient,
+    TurnClientStats,
+    TurnUsageError,
+)
 from rice_fast.turn.errors import ChannelDataError, FramingError, TurnError
+from rice_fast.turn.events import (
+    AllocateSocket,
+    AllocationCreated,
+    AllocationDeleted,
+    AllocationFailed,
+    AllocationRefreshed,
+    ChannelBindFailed,
+    ChannelBound,
+    ChannelExpired,
+    PeerConnected,
+    PeerConnectFailed,
+    PeerData,
+    PeerDisconnected,
+    PeerIcmp,
+    PermissionCreated,
+    PermissionExpired,
+    PermissionFailed,
+    ServerRedirected,
+    SocketPurpose,
+    TurnEvent,
+)
 from rice_fast.turn.server import (
     DEFAULT_DENIED,
     DropReason,
@@ -27,21 +58,44 @@ from rice_fast.turn.server_events import FiveTuple, TurnServerEvent
 
 __all__ = [
     "DEFAULT_DENIED",
-    "DropReason",
-    "FiveTuple",
-    "PeerPolicy",
-    "TurnServer",
-    "TurnServerConfig",
-    "TurnServerEvent",
-    "TurnServerStats",
     "FRAME_CHANNEL_DATA",
     "FRAME_STUN",
     "MAX_CHANNEL",
     "MIN_CHANNEL",
+    "AllocateSocket",
+    "AllocationCreated",
+    "AllocationDeleted",
+    "AllocationFailed",
+    "AllocationOptions",
+    "AllocationRefreshed",
+    "ChannelBindFailed",
+    "ChannelBound",
     "ChannelDataError",
+    "ChannelExpired",
+    "DropReason",
+    "FiveTuple",
     "FramingError",
+    "PeerConnectFailed",
+    "PeerConnected",
+    "PeerData",
+    "PeerDisconnected",
+    "PeerIcmp",
+    "PeerPolicy",
+    "PermissionCreated",
+    "PermissionExpired",
+    "PermissionFailed",
+    "ServerRedirected",
+    "SocketPurpose",
     "StreamDeframer",
+    "TurnClient",
+    "TurnClientStats",
     "TurnError",
+    "TurnEvent",
+    "TurnServer",
+    "TurnServerConfig",
+    "TurnServerEvent",
+    "TurnServerStats",
+    "TurnUsageError",
     "channel_data_payload",
     "decode_channel_data",
     "decode_channel_data_batch",
