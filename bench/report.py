@@ -69,6 +69,7 @@ def pytest_command(json_path: Path, min_time: float, max_time: float) -> list[st
         "pytest",
         "bench/test_stun_codec.py",
         "bench/test_stun_batch.py",
+        "bench/test_ice_checklist.py",
         "-q",
         "-p",
         "no:cacheprovider",
