@@ -39,6 +39,7 @@ cdef enum:
     INLINE_ATTRIBUTES = 12
     NO_INDEX = 0xFFFF
     BUILDER_INLINE = 512
+    MAX_UNKNOWN_REPORTED = 32
 
 
 cdef struct AttrEntry:

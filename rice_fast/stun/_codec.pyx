@@ -28,6 +28,7 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.number cimport PyIndex_Check
 from cpython.unicode cimport (
     PyUnicode_AsUTF8String,
     PyUnicode_DecodeASCII,
@@ -298,6 +299,16 @@ cdef object _attributes():
     return _attributes_module
 
 
+cdef inline uint16_t _lookup_type(object attr_type) except? 0xFFFF:
+    if not PyIndex_Check(attr_type):
+        raise TypeError(
+            f"attribute type must be an int, got {type(attr_type).__name__}"
+        )
+    if not 0 <= attr_type <= 0xFFFF:
+        raise ValueError(f"attribute type {attr_type!r} is outside 0..0xffff")
+    return <uint16_t>attr_type
+
+
 @cython.final
 @cython.freelist(32)
 cdef class Message:
@@ -464,19 +475,20 @@ cdef class Message:
         cdef uint16_t i
         return [self._attrs[i].type for i in range(self._count)]
 
-    def has(self, int attr_type):
+    def has(self, attr_type_value):
         """Return whether a processed attribute of this type is present."""
-        return self._find(<uint16_t>attr_type) >= 0
+        return self._find(_lookup_type(attr_type_value)) >= 0
 
-    def raw(self, int attr_type):
+    def raw(self, attr_type_value):
         """Return the value bytes of the first such attribute, or None."""
-        cdef int i = self._find(<uint16_t>attr_type)
+        cdef int i = self._find(_lookup_type(attr_type_value))
         if i < 0:
             return None
         return self._value(i)
 
-    def raw_all(self, int attr_type):
+    def raw_all(self, attr_type_value):
         """Return the value bytes of every processed attribute of this type."""
+        cdef uint16_t attr_type = _lookup_type(attr_type_value)
         cdef uint16_t i
         return [
             self._value(i)
@@ -484,21 +496,21 @@ cdef class Message:
             if self._attrs[i].type == attr_type
         ]
 
-    def attribute_offset(self, int attr_type):
+    def attribute_offset(self, attr_type_value):
         """Return the byte offset of the attribute's value, or -1."""
-        cdef int i = self._find(<uint16_t>attr_type)
+        cdef int i = self._find(_lookup_type(attr_type_value))
         if i < 0:
             return -1
         return self._attrs[i].offset
 
-    def get(self, int attr_type):
+    def get(self, attr_type_value):
         """Decode the first attribute of this type into its typed object.
 
         Returns None when absent. Unknown types come back as
         ``UnknownAttribute``. Raises ``StunParseError`` when the value is
         malformed, with the offset into this message.
         """
-        cdef int i = self._find(<uint16_t>attr_type)
+        cdef int i = self._find(_lookup_type(attr_type_value))
         if i < 0:
             return None
         return self._decode(i)
@@ -521,16 +533,25 @@ cdef class Message:
 
         ``known`` defaults to every attribute type this library decodes.
         A request with such attributes is answered with a 420 error that
-        lists them in UNKNOWN-ATTRIBUTES (RFC 8489 §6.3.1).
+        lists them in UNKNOWN-ATTRIBUTES (RFC 8489 §6.3.1). Each type is
+        listed once, and at most 32 are, which keeps a 420 response small
+        whatever the request holds.
         """
         if known is None:
             known = _attributes().KNOWN_ATTRIBUTES
         cdef uint16_t i, t
+        cdef uint8_t seen[4096]
+        memset(seen, 0, sizeof(seen))
         result = []
         for i in range(self._limit):
             t = self._attrs[i].type
-            if t < 0x8000 and t not in known and t not in result:
+            if t >= 0x8000 or seen[t >> 3] & (1 << (t & 7)):
+                continue
+            seen[t >> 3] |= 1 << (t & 7)
+            if t not in known:
                 result.append(t)
+                if len(result) == MAX_UNKNOWN_REPORTED:
+                    break
         return result
 
     # Integrity and fingerprint.
@@ -766,16 +787,16 @@ cdef class Message:
             use_candidate,
         )
 
-    def xor_address(self, int attr_type):
+    def xor_address(self, attr_type_value):
         """Decode an XOR address attribute into ``(host, port)``, or None."""
-        cdef int i = self._find(<uint16_t>attr_type)
+        cdef int i = self._find(_lookup_type(attr_type_value))
         if i < 0:
             return None
         return self._address(i, True)
 
-    def address(self, int attr_type):
+    def address(self, attr_type_value):
         """Decode a plain address attribute into ``(host, port)``, or None."""
-        cdef int i = self._find(<uint16_t>attr_type)
+        cdef int i = self._find(_lookup_type(attr_type_value))
         if i < 0:
             return None
         return self._address(i, False)
@@ -860,7 +881,13 @@ cdef Message _new_message(object data, bint legacy):
         msg._ptr = <const uint8_t *>PyBytes_AS_STRING(data)
         msg._len = PyBytes_GET_SIZE(data)
     else:
-        PyObject_GetBuffer(data, &msg._view, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(data, &msg._view, PyBUF_SIMPLE)
+        except BufferError:
+            raise TypeError(
+                f"STUN data must be a contiguous buffer, got a non-contiguous "
+                f"{type(data).__name__}; pass bytes(data)"
+            ) from None
         msg._has_view = True
         msg._owner = None
         msg._ptr = <const uint8_t *>msg._view.buf
@@ -936,6 +963,8 @@ def is_stun(data):
 cdef inline unsigned long long _as_unsigned(object value, unsigned long long maximum,
                                             str name) except? 0xFFFFFFFFFFFFFFFF:
     cdef unsigned long long result
+    if not PyIndex_Check(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     try:
         result = value
     except OverflowError:
@@ -1082,10 +1111,13 @@ cdef class MessageBuilder:
         cdef int k
         cdef uint8_t *p
         cdef uint16_t port = <uint16_t>_as_unsigned(port_number, 0xFFFF, "port")
-        if isinstance(host, str):
-            text = PyUnicode_AsUTF8String(host.partition("%")[0])
-        else:
-            raise StunBuildError(f"host must be a str, got {host!r}")
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {type(host).__name__}")
+        if "\x00" in host:
+            raise StunBuildError(f"host {host!r} contains a NUL character")
+        # A zone ("%eth0") is not part of the address on the wire, and only
+        # IPv6 link-local addresses have one.
+        text = PyUnicode_AsUTF8String(host.partition("%")[0] if ":" in host else host)
         if inet_pton(AF_INET, text, addr) == 1:
             p = self._reserve(attr_type, 8)
             p[0] = 0
@@ -1141,6 +1173,10 @@ cdef class MessageBuilder:
         The type is the class's ``TYPE``, or the instance's ``type`` for
         ``UnknownAttribute``, whose class ``TYPE`` is -1.
         """
+        if not hasattr(attribute, "TYPE") or not hasattr(attribute, "encode"):
+            raise TypeError(
+                f"{attribute!r} is not an attribute from rice_fast.stun.attributes"
+            )
         cdef int attr_type = attribute.TYPE
         if attr_type < 0:
             attr_type = attribute.type
@@ -1157,8 +1193,13 @@ cdef class MessageBuilder:
             return
         elif PyBytes_CheckExact(value):
             raw = value
-        else:
+        elif isinstance(value, (bytes, bytearray, memoryview)):
             raw = bytes(value)
+        else:
+            raise TypeError(
+                f"text attribute value must be str or bytes, got "
+                f"{type(value).__name__}"
+            )
         self._put(_checked_type(attr_type), <const uint8_t *>PyBytes_AS_STRING(raw),
                   PyBytes_GET_SIZE(raw))
 
@@ -1274,6 +1315,13 @@ cdef class MessageBuilder:
 
     def add_error_code(self, code, reason=""):
         """Append ERROR-CODE; the reserved bits are written as zero."""
+        if not PyIndex_Check(code):
+            raise TypeError(f"error code must be an int, got {type(code).__name__}")
+        code = int(code)
+        if not isinstance(reason, str):
+            raise TypeError(
+                f"error reason must be a str, got {type(reason).__name__}"
+            )
         if not 300 <= code <= 699:
             raise StunBuildError(f"error code {code} is outside 300..699")
         cdef bytes text = reason.encode("utf-8")

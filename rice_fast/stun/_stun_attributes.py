@@ -413,8 +413,8 @@ class AlternateDomain:
             )
 
     def encode(self, transaction_id: bytes) -> bytes:
-        """Return the ASCII value."""
-        return self.domain.encode("ascii")
+        """Return the value; a decoded non-ASCII name is written back as UTF-8."""
+        return self.domain.encode("utf-8")
 
     @classmethod
     def decode(cls, value: bytes, transaction_id: bytes) -> Self:

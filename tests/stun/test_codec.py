@@ -909,3 +909,90 @@ def test_new_transaction_id() -> None:
     ids = {new_transaction_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(txid) == 12 for txid in ids)
+
+
+# Argument checking found by review: wrong types and hostile hosts.
+
+
+@pytest.mark.parametrize(
+    ("method", "arguments", "message"),
+    [
+        ("add_software", (5,), "text attribute value must be str or bytes"),
+        ("add_lifetime", (600.7,), "lifetime must be an int, got float"),
+        ("add_priority", (1.9,), "priority must be an int, got float"),
+        ("add_error_code", (400.5,), "error code must be an int, got float"),
+        ("add_error_code", (400, b"x"), "error reason must be a str, got bytes"),
+        ("add_xor_mapped_address", ("1.2.3.4", 80.9), "port must be an int"),
+        ("add_xor_mapped_address", (b"1.2.3.4", 80), "host"),
+        ("add_attribute", (None,), "is not an attribute"),
+    ],
+)
+def test_builder_rejects_wrong_types(
+    method: str, arguments: tuple[object, ...], message: str
+) -> None:
+    builder = MessageBuilder(BINDING_REQUEST, TXID)
+    with pytest.raises(TypeError, match=message):
+        getattr(builder, method)(*arguments)
+    assert builder.length == 20
+
+
+def test_builder_accepts_numpy_integers() -> None:
+    import numpy as np
+
+    # The stubs say int, but anything with __index__ is accepted at run time.
+    builder = MessageBuilder(np.uint16(BINDING_REQUEST), TXID)  # type: ignore[arg-type]
+    builder.add_priority(np.uint32(7))  # type: ignore[arg-type]
+    builder.add_xor_mapped_address("192.0.2.1", np.int64(80))  # type: ignore[arg-type]
+    message = parse(builder.finish())
+    assert message.priority() == 7
+    assert message.xor_mapped_address() == ("192.0.2.1", 80)
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("10.0.0.1\x00.evil", "contains a NUL character"),
+        ("1.2.3.4%eth0", "is not an IPv4 or IPv6 address"),
+    ],
+)
+def test_builder_rejects_hostile_host(host: str, message: str) -> None:
+    builder = MessageBuilder(BINDING_REQUEST, TXID)
+    with pytest.raises(StunBuildError, match=message):
+        builder.add_xor_mapped_address(host, 1)
+
+
+def test_builder_drops_ipv6_zone() -> None:
+    builder = MessageBuilder(BINDING_REQUEST, TXID)
+    builder.add_xor_mapped_address("fe80::1%eth0", 1)
+    assert parse(builder.finish()).xor_mapped_address() == ("fe80::1", 1)
+
+
+@pytest.mark.parametrize("attr_type", [0x18022, -1, 2**40])
+def test_lookup_rejects_type_out_of_range(attr_type: int) -> None:
+    builder = MessageBuilder(BINDING_REQUEST, TXID)
+    builder.add_software("x")
+    message = parse(builder.finish())
+    for lookup in (message.has, message.raw, message.raw_all, message.get):
+        with pytest.raises(ValueError, match=r"outside 0\.\.0xffff"):
+            lookup(attr_type)
+
+
+def test_lookup_rejects_non_integer_type() -> None:
+    message = parse(MessageBuilder(BINDING_REQUEST, TXID).finish())
+    with pytest.raises(TypeError, match="attribute type must be an int"):
+        message.has("SOFTWARE")  # type: ignore[arg-type]
+
+
+def test_parse_rejects_non_contiguous_buffer() -> None:
+    data = MessageBuilder(BINDING_REQUEST, TXID).finish() * 2
+    with pytest.raises(TypeError, match="contiguous buffer"):
+        parse(memoryview(data)[::2])
+
+
+def test_unknown_attributes_deduplicated_and_capped() -> None:
+    builder = MessageBuilder(BINDING_REQUEST, TXID)
+    for attr_type in range(0x7000, 0x7000 + 500):
+        builder.add(attr_type, b"")
+        builder.add(attr_type, b"")
+    unknown = parse(builder.finish()).unknown_comprehension_required()
+    assert unknown == list(range(0x7000, 0x7000 + 32))
