@@ -198,12 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _add_stun_parser(commands)
     _add_stun_server_parser(commands)
-    from rice_fast import cli_relay
+    # The other commands live in their own modules; importing them here,
+    # not at the top, keeps rice_fast.cli importable from each of them.
+    from rice_fast import cli_demo, cli_ice, cli_relay, cli_turn
 
-    cli_relay.add_parser(commands)
-    from rice_fast import cli_turn
-
+    cli_demo.add_parser(commands)
+    cli_ice.add_parser(commands)
     cli_turn.add_parser(commands)
+    cli_relay.add_parser(commands)
     return parser
 
 

@@ -262,9 +262,128 @@ class AioiceAgent:
         await self.connection.close()
 
 
+class RiceFastAgent:
+    """rice_fast's ``IceConnection`` behind the ``InteropAgent`` surface.
+
+    It gathers UDP host candidates on 127.0.0.1 (and TCP ones with
+    ``tcp``), server-reflexive and relayed ones from ``turn_server``, and
+    with ``relay_only`` signals only its relayed candidates.
+    """
+
+    def __init__(
+        self,
+        *,
+        controlling: bool,
+        turn_server: tuple[str, int] | None = None,
+        turn_user: str | None = None,
+        turn_password: str | None = None,
+        turn_transport: str = "udp",
+        relay_only: bool = False,
+        tcp: bool = False,
+        addresses: tuple[str, ...] = ("127.0.0.1",),
+    ) -> None:
+        self.controlling = controlling
+        self._turn = turn_server
+        self._turn_user = turn_user or ""
+        self._turn_password = turn_password or ""
+        self._turn_transport = turn_transport
+        self._relay_only = relay_only
+        self._tcp = tcp
+        self._addresses = addresses
+        self._connection: Any = None
+
+    async def gather(self) -> IceDescription:
+        """Create the agent, gather, and return the local description."""
+        from rice_fast.ice import CandidateType, TurnConfig
+        from rice_fast.io._ice import IceConnection
+        from rice_fast.stun.transport import TransportType
+
+        turn = []
+        if self._turn is not None:
+            turn.append(
+                TurnConfig(
+                    self._turn,
+                    self._turn_user,
+                    self._turn_password,
+                    TransportType(self._turn_transport),
+                )
+            )
+        self._connection = await IceConnection.create(
+            controlling=self.controlling,
+            addresses=self._addresses,
+            tcp=self._tcp,
+            turn_servers=turn,
+        )
+        local = await self._connection.gather()
+        candidates = [
+            c
+            for c in local.candidates
+            if not self._relay_only or c.type is CandidateType.RELAYED
+        ]
+        return IceDescription(
+            local.ufrag, local.pwd, tuple(c.to_sdp() for c in candidates)
+        )
+
+    async def set_remote(self, description: IceDescription) -> None:
+        """Set the remote credentials and add the remote candidates."""
+        from rice_fast.ice import Candidate
+
+        self._connection.set_remote(
+            description.ufrag,
+            description.pwd,
+            [Candidate.from_sdp(line) for line in description.candidates],
+        )
+
+    async def add_remote_candidate(self, line: str | None) -> None:
+        """Add one remote candidate, or end of candidates for None."""
+        from rice_fast.ice import Candidate, CandidateParseError
+
+        if line is None:
+            self._connection.end_of_remote_candidates()
+            return
+        try:
+            candidate = Candidate.from_sdp(line)
+        except CandidateParseError:
+            # Browsers trickle candidates of transports ICE cannot use here.
+            return
+        self._connection.add_remote_candidate(candidate)
+
+    async def connect(self) -> None:
+        """Run the checks until a pair is selected; raise ConnectionError if not."""
+        from rice_fast.io._ice import IceConnectionError
+
+        try:
+            await self._connection.connected()
+        except (IceConnectionError, TimeoutError) as error:
+            raise ConnectionError(str(error) or "ICE timed out") from error
+
+    def selected_pair(self) -> SelectedPair | None:
+        """Return the selected pair of component 1, or None."""
+        if self._connection is None:
+            return None
+        pair = self._connection.selected_pair()
+        if pair is None:
+            return None
+        return SelectedPair(pair.local.to_sdp(), pair.remote.to_sdp())
+
+    async def send(self, data: bytes) -> None:
+        """Send a datagram on the selected pair."""
+        self._connection.send(data)
+
+    async def recv(self) -> bytes:
+        """Return the next datagram received."""
+        data: bytes = await self._connection.recv()
+        return data
+
+    async def close(self) -> None:
+        """Close the agent, its sockets and its TURN allocations."""
+        if self._connection is not None:
+            await self._connection.close()
+
+
 AgentFactory = Callable[..., InteropAgent]
 
-AGENTS: dict[str, AgentFactory] = {"aioice": AioiceAgent}
+AGENTS: dict[str, AgentFactory] = {"aioice": AioiceAgent, "rice_fast": RiceFastAgent}
 
 
 def create_agent(name: str, *, controlling: bool, **options: Any) -> InteropAgent:
