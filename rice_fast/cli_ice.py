@@ -31,6 +31,7 @@ from typing import Any
 from rice_fast.ice import Candidate, CandidateParseError, TurnConfig
 from rice_fast.io._address import format_address, parse_address
 from rice_fast.io._ice import IceConnection, IceConnectionError
+from rice_fast.io._interfaces import interface_addresses
 from rice_fast.stun.transport import TransportType
 
 __all__ = ["add_parser", "run"]
@@ -78,6 +79,37 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default: 127.0.0.1)",
     )
     parser.add_argument(
+        "--all-interfaces",
+        action="store_true",
+        help="gather on every interface address instead of --address; loopback, "
+        "link-local and virtual interfaces are left out unless included below",
+    )
+    parser.add_argument(
+        "--include",
+        choices=("loopback", "link-local", "virtual"),
+        action="append",
+        default=[],
+        help="with --all-interfaces, also use these kinds of address",
+    )
+    parser.add_argument(
+        "--interface",
+        metavar="NAME",
+        action="append",
+        help="with --all-interfaces, use only this interface; repeat for more",
+    )
+    parser.add_argument(
+        "--exclude-interface",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="with --all-interfaces, skip this interface; repeat for more",
+    )
+    parser.add_argument(
+        "--port-range",
+        metavar="LOW-HIGH",
+        help="bind local sockets to ports in this inclusive range",
+    )
+    parser.add_argument(
         "--stun",
         metavar="HOST:PORT",
         action="append",
@@ -115,6 +147,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run, log_level=logging.WARNING)
 
 
+def _port_range(
+    parser: argparse.ArgumentParser, text: str | None
+) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    low_text, _, high_text = text.partition("-")
+    try:
+        low, high = int(low_text), int(high_text)
+    except ValueError:
+        parser.error(f"invalid --port-range {text!r}: expected LOW-HIGH")
+    if not 1 <= low <= high <= 65535:
+        parser.error(f"invalid --port-range {text!r}: use 1 <= LOW <= HIGH <= 65535")
+    return (low, high)
+
+
 def _emit(kind: str, **fields: Any) -> None:
     sys.stdout.write(json.dumps({"type": kind, **fields}) + "\n")
     sys.stdout.flush()
@@ -131,6 +178,20 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("--turn needs --turn-user U:P")
     if args.no_udp and not args.tcp:
         parser.error("--no-udp needs --tcp, or there is nothing to gather")
+    if args.all_interfaces and args.address:
+        parser.error("--all-interfaces and --address exclude each other")
+    args.port_range = _port_range(parser, args.port_range)
+    if args.all_interfaces:
+        found = interface_addresses(
+            loopback="loopback" in args.include,
+            link_local="link-local" in args.include,
+            virtual="virtual" in args.include,
+            interfaces=args.interface,
+            exclude_interfaces=args.exclude_interface,
+        )
+        if not found:
+            parser.error("--all-interfaces found no usable address")
+        args.address = [entry.address for entry in found]
     turn: list[TurnConfig] = []
     if turn_servers:
         user, _, password = args.turn_user.partition(":")
@@ -171,6 +232,7 @@ async def _session(
         stun_servers=stun,
         turn_servers=turn,
         trickle=args.trickle,
+        port_range=args.port_range,
     )
     try:
         return await _run_connection(connection, args)

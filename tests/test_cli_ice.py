@@ -122,3 +122,54 @@ def test_ice_stdin_closed_before_connecting_fails() -> None:
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0]["type"] == "credentials"
     assert lines[-1]["type"] == "closed"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--port-range", "9-1"], "invalid --port-range"),
+        (["--port-range", "x"], "expected LOW-HIGH"),
+        (["--all-interfaces", "--address", "127.0.0.1"], "exclude each other"),
+    ],
+)
+def test_ice_rejects_bad_options(arguments: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rice_fast.cli", "ice", "--controlling", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_ice_port_range_and_loopback_interfaces() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rice_fast.cli",
+            "ice",
+            "--controlled",
+            "--all-interfaces",
+            "--include",
+            "loopback",
+            "--exclude-interface",
+            "eth0",
+            "--port-range",
+            "47000-47100",
+        ],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    candidates = lines[0]["candidates"]
+    assert candidates
+    for line in candidates:
+        fields = line.split()
+        assert fields[4] in ("127.0.0.1", "::1")
+        assert 47000 <= int(fields[5]) <= 47100

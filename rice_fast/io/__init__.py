@@ -12,6 +12,8 @@ loop's ``loop.time()``.
 from rice_fast.io._address import Address, format_address, parse_address
 from rice_fast.io._client import StunClient
 from rice_fast.io._driver import AgentDriver
+from rice_fast.io._ice import IceConnection, IceConnectionError, LocalCredentials
+from rice_fast.io._interfaces import InterfaceAddress, interface_addresses
 from rice_fast.io._relay_server import RelayConfig, RelayServer, RelayStats
 from rice_fast.io._server import StunService, serve_stun
 from rice_fast.io._stun import BindingResult, binding_request, stun_binding
@@ -30,6 +32,10 @@ __all__ = [
     "AgentDriver",
     "BindingResult",
     "DeadlineTimer",
+    "IceConnection",
+    "IceConnectionError",
+    "InterfaceAddress",
+    "LocalCredentials",
     "RelayConfig",
     "RelayServer",
     "RelayStats",
@@ -44,6 +50,7 @@ __all__ = [
     "TurnConnection",
     "binding_request",
     "format_address",
+    "interface_addresses",
     "parse_address",
     "serve_stun",
     "stun_binding",
