@@ -74,6 +74,14 @@ class _TcpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.local: Address = ("", 0)
         self.remote: Address = ("", 0)
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -387,7 +395,8 @@ class IceConnection:
         try:
             queue.put_nowait(event.data)
         except asyncio.QueueFull:
-            # The application is not reading: drop, as a UDP socket would.
+            # The application is not reading: drop, as a UDP socket would,
+            # and count it in dropped_data.
             self.dropped_data += 1
 
     # Public API.
@@ -474,6 +483,16 @@ class IceConnection:
         transmit = self._stream.component(component).send(data, now)
         self._send(transmit)
         self._service(now)
+
+    async def drain(self) -> None:
+        """Wait until every TCP connection's write buffer is below its limit.
+
+        UDP sends never block. Over TCP, call this between sends of bulk
+        data so that the kernel and asyncio buffers do not grow without
+        bound when the peer reads slowly.
+        """
+        for connection in list(self._connections.values()):
+            await connection.writable.wait()
 
     async def recv(self, component: int = 1) -> bytes:
         """Return the next application data received on ``component``."""
