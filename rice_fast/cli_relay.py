@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -159,6 +160,11 @@ def _build_config(
 ) -> RelayConfig:
     if not args.user and not args.auth_secret:
         parser.error("the relay needs credentials: --user U:P or --auth-secret S")
+    if not args.realm:
+        parser.error("--realm must not be empty")
+    for user, password in args.user:
+        if not password:
+            parser.error(f"--user {user!r} has an empty password")
     if args.min_port > args.max_port:
         parser.error(f"--min-port {args.min_port} is above --max-port {args.max_port}")
     if args.workers < 1:
@@ -173,6 +179,13 @@ def _build_config(
         )
     except ValueError as exc:
         parser.error(str(exc))
+    for text in args.relay_ip:
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            parser.error(
+                f"invalid --relay-ip {text!r}: expected an IPv4 or IPv6 address"
+            )
     tls_context: ssl.SSLContext | None = None
     if tls_listen:
         if not args.cert or not args.key:
@@ -265,7 +278,11 @@ def _run_workers(config: RelayConfig, count: int) -> int:
 
 
 async def _serve_until_signal(config: RelayConfig, worker: int) -> int:
-    relay = RelayServer(config)
+    try:
+        relay = RelayServer(config)
+    except ValueError as exc:
+        logger.error("invalid relay settings: %s", exc)
+        return EXIT_USAGE
     try:
         await relay.start()
     except OSError as exc:

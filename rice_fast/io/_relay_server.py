@@ -27,7 +27,7 @@ import socket
 import ssl
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -347,7 +347,8 @@ class RelayServer:
         try:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # No SO_REUSEADDR: on UDP it lets a second process bind the same
+            # port and take its datagrams. Workers share it with SO_REUSEPORT.
             if self._config.reuse_port:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             self._grow_buffers(sock)
@@ -574,14 +575,18 @@ class RelayServer:
             )
         self._server.allocate_relay_socket_result(event.request_id, relayed, now)
 
-    def _candidate_ports(self, event: AllocateRelaySocket) -> list[int]:
+    def _candidate_ports(self, event: AllocateRelaySocket) -> Iterator[int]:
+        # Drawn one at a time: the first port is usually free, and each
+        # SystemRandom draw reads the OS random source.
         if event.reservation is not None:
-            return [event.reservation[1]]
+            yield event.reservation[1]
+            return
         low, high = self._config.min_port, self._config.max_port
-        ports = [self._random.randint(low, high) for _ in range(_PORT_ATTEMPTS)]
-        if event.even_port:
-            ports = [p - (p % 2) if p - (p % 2) >= low else p + 1 for p in ports]
-        return ports
+        for _ in range(_PORT_ATTEMPTS):
+            port = self._random.randint(low, high)
+            if event.even_port:
+                port = port - (port % 2) if port - (port % 2) >= low else port + 1
+            yield port
 
     def _bind_udp_relay(self, host: str, event: AllocateRelaySocket) -> Address | None:
         family = _socket_family(event.family)

@@ -9,7 +9,8 @@ relay sockets and, for TCP allocations, open and join TCP connections.
 Each client message is one UDP datagram, or one frame cut from a TCP or
 TLS stream by ``StreamDeframer`` (a whole STUN message, or a ChannelData
 message with or without its padding). Its first byte selects the path:
-0x00-0x03 is STUN, 0x40-0x4F ChannelData; anything else is dropped.
+0x00-0x03 is STUN, 0x40-0x7F ChannelData (RFC 5766 clients bind channels up to 0x7FFF);
+anything else is dropped.
 
 Requests are checked in this order, and the first failure decides the
 response:
@@ -205,7 +206,7 @@ class TurnServer:
                 self._core.drop(DropReason.NOT_STUN, remote, "empty message")
                 return
             first = data[0]
-            if 0x40 <= first <= 0x4F:
+            if 0x40 <= first <= 0x7F:
                 self._channel_data_from_client((transport, local, remote), data, now)
             elif first <= 0x03:
                 self._stun_from_client(transport, local, remote, data, now)

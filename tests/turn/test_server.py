@@ -1006,6 +1006,12 @@ def test_rfc5766_channel_number_accepted(
     assert response.is_success
     assert len(harness.take(ChannelBound)) == 1
 
+    (to_peer,) = alice.send(encode_channel_data(channel, b"old range"))
+    assert to_peer.destination == PEER
+    assert to_peer.data == b"old range"
+    (to_client,) = harness.from_peer(allocated, PEER, b"back")
+    assert channel_data_payload(to_client.data) == (channel, b"back")
+
 
 def test_channel_bind_without_number_gets_400(
     harness: Harness, alice: Client, allocated: Address
