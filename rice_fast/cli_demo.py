@@ -164,12 +164,17 @@ async def _connect_and_talk(
     started = time.perf_counter()
     gathered = await asyncio.gather(left.gather(timeout), right.gather(timeout))
     gather_time = time.perf_counter() - started
-    for name, credentials in zip(
-        ("L (controlling)", "R (controlled)"), gathered, strict=True
-    ):
+    agents = (left, right)
+    names = ("L (controlling)", "R (controlled)")
+    for agent, name, credentials in zip(agents, names, gathered, strict=True):
         print(f"agent {name}: ufrag {credentials.ufrag}, candidates:")
         for candidate in credentials.candidates:
             print(f"  {_describe(candidate)}")
+        if agent.agent.stats.reflexive_same_as_base:
+            print(
+                "  srflx: the STUN server saw the host address itself (no NAT "
+                "on loopback), so RFC 8445 §5.1.3 drops it as redundant"
+            )
     print(f"gathering took {gather_time * 1000:.1f} ms")
 
     offers = [_signalled(c, relay_only) for c in gathered]

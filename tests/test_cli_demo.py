@@ -29,6 +29,9 @@ def test_demo_default_connects_over_udp() -> None:
     assert "embedded relay: STUN and TURN on udp/tcp 127.0.0.1:" in output
     assert "host  udp 127.0.0.1:" in output
     assert "relay udp 127.0.0.1:" in output
+    # The STUN server on loopback sees the host address, so the
+    # server-reflexive candidate is found redundant and reported as such.
+    assert output.count("srflx: the STUN server saw the host address") == 2
     assert "connected in " in output
     selected = _selected_lines(output)
     assert len(selected) == 2

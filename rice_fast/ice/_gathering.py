@@ -380,6 +380,7 @@ class Gatherer:
         base = canonical(host.address)
         component = socket.component
         if mapped == base:
+            self._agent._stats["reflexive_same_as_base"] += 1
             return
         for existing in component._candidates:
             if (

@@ -88,6 +88,7 @@ _COUNTERS: Final = (
     "dropped_unknown_socket",
     "dropped_unroutable_data",
     "dropped_not_binding",
+    "reflexive_same_as_base",
 )
 
 
@@ -100,7 +101,9 @@ class AgentStats:
     with no local ufrag, and requests without credentials or PRIORITY.
     They are also responses to no pending request, bytes on a socket the
     agent does not know, data from an address no check validated, and STUN
-    methods other than Binding.
+    methods other than Binding. ``reflexive_same_as_base`` counts STUN
+    answers whose mapped address was the socket's own, as it is without a
+    NAT, so no server-reflexive candidate was added (RFC 8445 §5.1.3).
     """
 
     checks_sent: int = 0
@@ -123,6 +126,7 @@ class AgentStats:
     dropped_unknown_socket: int = 0
     dropped_unroutable_data: int = 0
     dropped_not_binding: int = 0
+    reflexive_same_as_base: int = 0
 
 
 class Agent(AgentRouting):

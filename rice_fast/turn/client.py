@@ -660,11 +660,20 @@ class TurnClient:
     def poll_transmit(self, now: float) -> Transmit | None:
         """Return the next message to send, or None."""
         transmits = self._transmits
-        if transmits:
+        control = self._control
+        # Requests go out before queued data, so that a Send indication
+        # queued just after its CreatePermission does not reach the server
+        # first and get dropped for want of a permission. Over TLS the
+        # queue holds ciphertext whose order is fixed, so it goes first.
+        requests_first = (
+            control.tls is None
+            and self._state is not ClientState.IDLE
+            and bool(control.agent.pending_transactions())
+        )
+        if transmits and not requests_first:
             return transmits.popleft()
         if self._state is ClientState.IDLE:
             self._begin(now)
-        control = self._control
         if not control.agent.pending_transactions():
             # Only a pending transaction has transmissions: a finished one
             # drops those not yet returned, and the client sends no

@@ -1218,3 +1218,18 @@ def test_tls_default_context_checks_certificate() -> None:
 
     assert context.check_hostname
     assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_create_permission_sent_before_queued_send(harness: Harness) -> None:
+    h = allocated(harness)
+
+    h.client.create_permission(PEER, h.now)
+    h.client.send_to(PEER, b"first datagram", h.now)
+    sent = h.messages()
+
+    # The server drops a Send indication that arrives before the permission,
+    # so the request must reach the wire first.
+    assert [(m.method, m.is_request) for m in sent] == [
+        (Method.CREATE_PERMISSION, True),
+        (Method.SEND, False),
+    ]

@@ -16,11 +16,15 @@ a separate process, such as inside a network namespace next to a browser:
 - stdin, first line: the peer's ``{"ufrag", "pwd", "candidates"}``; later
   lines ``{"type": "candidate", "candidate"}`` (``null`` for end of
   candidates) and ``{"type": "send", "data"}``;
+- stdout, with ``--trickle``: the ``local`` message without candidates,
+  then ``{"type": "candidate", "candidate"}`` for each one and ``null``
+  for the end;
 - stdout afterwards: ``{"type": "state", "state"}`` (``checking``,
-  ``connected``, ``failed``), ``{"type": "selected", "local", "remote"}``,
-  ``{"type": "data", "data"}`` for each datagram (echoed unless
-  ``--no-echo``), ``{"type": "sent", "data"}`` and ``{"type": "error",
-  "message"}``.
+  ``connected``, ``failed``; rice_fast's agent also reports ``failed``
+  after ``connected`` when consent is lost), ``{"type": "selected",
+  "local", "remote"}``, ``{"type": "data", "data"}`` for each datagram
+  (echoed unless ``--no-echo``), ``{"type": "sent", "data"}`` and
+  ``{"type": "error", "message"}``.
 
 The script exits on end of input on stdin or after ``--timeout`` seconds.
 """
@@ -281,6 +285,7 @@ class RiceFastAgent:
         relay_only: bool = False,
         tcp: bool = False,
         addresses: tuple[str, ...] = ("127.0.0.1",),
+        trickle: bool = False,
     ) -> None:
         self.controlling = controlling
         self._turn = turn_server
@@ -290,36 +295,63 @@ class RiceFastAgent:
         self._relay_only = relay_only
         self._tcp = tcp
         self._addresses = addresses
+        self._trickle = trickle
         self._connection: Any = None
 
-    async def gather(self) -> IceDescription:
-        """Create the agent, gather, and return the local description."""
-        from rice_fast.ice import CandidateType, TurnConfig
+    async def start(self) -> IceDescription:
+        """Create the agent and bind its sockets; return credentials only.
+
+        With ``trickle``, signal this description at once and the
+        candidates as ``gather`` reports them.
+        """
+        from rice_fast.ice import TurnConfig
         from rice_fast.io._ice import IceConnection
         from rice_fast.stun.transport import TransportType
 
-        turn = []
-        if self._turn is not None:
-            turn.append(
-                TurnConfig(
-                    self._turn,
-                    self._turn_user,
-                    self._turn_password,
-                    TransportType(self._turn_transport),
+        if self._connection is None:
+            turn = []
+            if self._turn is not None:
+                turn.append(
+                    TurnConfig(
+                        self._turn,
+                        self._turn_user,
+                        self._turn_password,
+                        TransportType(self._turn_transport),
+                    )
                 )
+            self._connection = await IceConnection.create(
+                controlling=self.controlling,
+                addresses=self._addresses,
+                tcp=self._tcp,
+                turn_servers=turn,
+                trickle=self._trickle,
             )
-        self._connection = await IceConnection.create(
-            controlling=self.controlling,
-            addresses=self._addresses,
-            tcp=self._tcp,
-            turn_servers=turn,
-        )
+        credentials = self._connection.local_credentials()
+        return IceDescription(credentials.ufrag, credentials.pwd)
+
+    def _signalled(self, candidate: Any) -> bool:
+        from rice_fast.ice import CandidateType
+
+        return not self._relay_only or candidate.type is CandidateType.RELAYED
+
+    async def gather(
+        self, on_candidate: Callable[[str], None] | None = None
+    ) -> IceDescription:
+        """Create the agent, gather, and return the local description.
+
+        ``on_candidate`` gets each candidate to signal as it is gathered,
+        for trickle ICE.
+        """
+        await self.start()
+        if on_candidate is not None:
+
+            def report(candidate: Any) -> None:
+                if self._signalled(candidate):
+                    on_candidate(candidate.to_sdp())
+
+            self._connection.on_candidate = report
         local = await self._connection.gather()
-        candidates = [
-            c
-            for c in local.candidates
-            if not self._relay_only or c.type is CandidateType.RELAYED
-        ]
+        candidates = [c for c in local.candidates if self._signalled(c)]
         return IceDescription(
             local.ufrag, local.pwd, tuple(c.to_sdp() for c in candidates)
         )
@@ -374,6 +406,19 @@ class RiceFastAgent:
         """Return the next datagram received."""
         data: bytes = await self._connection.recv()
         return data
+
+    async def wait_failed(self, interval: float = 0.05) -> None:
+        """Return once component 1 is FAILED, as after consent is lost.
+
+        ``IceConnection`` reports ``ConsentLost`` as a component state
+        change to FAILED, which this reads from the agent every
+        ``interval`` seconds.
+        """
+        from rice_fast.ice import ComponentState
+
+        component = self._connection.agent.streams[0].component(1)
+        while component.state is not ComponentState.FAILED:
+            await asyncio.sleep(interval)
 
     async def close(self) -> None:
         """Close the agent, its sockets and its TURN allocations."""
@@ -439,7 +484,44 @@ async def _connect(agent: InteropAgent, options: argparse.Namespace) -> None:
     if pair is not None:
         _emit(type="selected", local=pair.local, remote=pair.remote)
     _emit(type="state", state="connected")
-    await _converse(agent, options)
+    watcher = None
+    if isinstance(agent, RiceFastAgent):
+        watcher = asyncio.create_task(_report_failure(agent))
+    try:
+        await _converse(agent, options)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _report_failure(agent: RiceFastAgent) -> None:
+    """Print a ``failed`` state once the connected agent fails (consent lost)."""
+    await agent.wait_failed()
+    _emit(type="state", state="failed")
+
+
+async def _gather(agent: InteropAgent, options: argparse.Namespace) -> None:
+    """Gather and print the local description, then any trickled candidates.
+
+    With ``--trickle``, the ``local`` message has no candidates. Each one
+    follows as ``{"type": "candidate", "candidate"}``, and ``null`` ends
+    them. rice_fast's agent reports each candidate as it is gathered.
+    aioice gathers them all first.
+    """
+    if not options.trickle:
+        local = await agent.gather()
+        _emit(type="local", **local.to_json())
+        return
+    if isinstance(agent, RiceFastAgent):
+        credentials = await agent.start()
+        _emit(type="local", **credentials.to_json())
+        await agent.gather(lambda line: _emit(type="candidate", candidate=line))
+    else:
+        local = await agent.gather()
+        _emit(type="local", **IceDescription(local.ufrag, local.pwd).to_json())
+        for line in local.candidates:
+            _emit(type="candidate", candidate=line)
+    _emit(type="candidate", candidate=None)
 
 
 async def _handle_command(
@@ -494,10 +576,15 @@ async def _read_commands(
 
 async def run_peer(options: argparse.Namespace) -> int:
     """Run one agent as a JSON-lines peer; return the exit status."""
-    agent = create_agent(options.agent, controlling=options.role == "controlling")
+    # Only rice_fast's agent has a trickle mode of its own.
+    agent_options: dict[str, Any] = {}
+    if options.trickle and options.agent == "rice_fast":
+        agent_options["trickle"] = True
+    agent = create_agent(
+        options.agent, controlling=options.role == "controlling", **agent_options
+    )
     try:
-        local = await agent.gather()
-        _emit(type="local", **local.to_json())
+        await _gather(agent, options)
         reader = await _stdin_lines()
         return await asyncio.wait_for(
             _read_commands(agent, reader, options), options.timeout
@@ -525,6 +612,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds before giving up"
+    )
+    parser.add_argument(
+        "--trickle",
+        action="store_true",
+        help="print the candidates one by one after the local description",
     )
     return parser.parse_args(argv)
 
