@@ -13,6 +13,7 @@ and its output; none of these fixtures skips.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -535,7 +536,13 @@ async def wait_browser_connected(
     await peer.wait_for_state(("connected",), timeout=timeout)
     seconds = time.monotonic() - started
     state = await browser.call("state")
+    # getStats() can lag behind the "connected" event: the nominated flag
+    # of the pair sometimes appears a few milliseconds later.
+    deadline = time.monotonic() + 5.0
     pair = await browser.call("nominatedPair")
+    while pair is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        pair = await browser.call("nominatedPair")
     browser_ms = None
     if state["connectedAt"] is not None and state["remoteDescriptionAt"] is not None:
         browser_ms = state["connectedAt"] - state["remoteDescriptionAt"]
