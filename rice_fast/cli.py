@@ -7,26 +7,21 @@ takes the parsed arguments and returns the exit status.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
+import math
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rice_fast import __version__
-from rice_fast.io import (
-    StunErrorResponse,
-    StunIOError,
-    StunTimeoutError,
-    format_address,
-    parse_address,
-    serve_stun,
-    stun_binding,
-)
-from rice_fast.stun.auth import LongTermAuthenticator
-from rice_fast.stun.credentials import LongTermCredentials
-from rice_fast.stun.errors import StunError
-from rice_fast.stun.server import StunServerStats
+
+# The library is imported inside the functions that use it, so that a
+# SIGINT while it loads reaches main's KeyboardInterrupt handler.
+if TYPE_CHECKING:
+    from rice_fast.io import Address
+    from rice_fast.stun.auth import LongTermAuthenticator
+    from rice_fast.stun.server import StunServerStats
 
 __all__ = [
     "EXIT_ERROR_RESPONSE",
@@ -37,6 +32,7 @@ __all__ = [
     "EXIT_USAGE",
     "build_parser",
     "main",
+    "printable",
 ]
 
 logger = logging.getLogger("rice_fast.cli")
@@ -56,6 +52,28 @@ _EXIT_CODES = (
 )
 
 
+def printable(text: str) -> str:
+    """Return ``text`` with every non-printable character escaped.
+
+    Control characters (ESC, CR, LF, BEL...) become ``\\xNN`` escapes, and
+    other non-printable code points ``\\uNNNN`` or ``\\UNNNNNNNN``, so text
+    from the network cannot move the cursor, clear the screen or forge a
+    line of output. Printable text, spaces included, is unchanged.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -63,8 +81,20 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"invalid number of seconds: {text!r}"
         ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"seconds must be positive, got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"seconds must be a positive, finite number, got {text}"
+        )
+    return value
+
+
+def _positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"count must be at least 1, got {value}")
     return value
 
 
@@ -182,7 +212,24 @@ def _add_stun_server_parser(
         action="append",
         type=_user_password,
         default=[],
-        help="a user and password for --realm; repeat for more users",
+        help="a user and password for --realm; repeat for more users (the "
+        "passwords are visible to other local users in the process list)",
+    )
+    parser.add_argument(
+        "--tcp-idle-timeout",
+        type=_positive_seconds,
+        metavar="S",
+        default=30.0,
+        help="close a TCP connection that sends no complete STUN message for "
+        "S seconds (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-tcp-connections",
+        type=_positive_count,
+        metavar="N",
+        default=1024,
+        help="close new TCP connections at once while N are open "
+        "(default: %(default)s)",
     )
     parser.set_defaults(handler=_run_stun_server, log_level=logging.INFO)
 
@@ -206,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     cli_ice.add_parser(commands)
     cli_turn.add_parser(commands)
     cli_relay.add_parser(commands)
+    # Each handler gets its own subparser, so that a usage error found
+    # after parsing prints that command's usage.
+    for subparser in commands.choices.values():
+        subparser.set_defaults(command_parser=subparser)
     return parser
 
 
@@ -220,12 +271,17 @@ def _configure_logging(verbose: int, default_level: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``rice-fast`` with ``argv`` (default ``sys.argv[1:]``).
 
-    Returns the exit status.
+    Returns the exit status; usage errors raise ``SystemExit`` with 2.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _configure_logging(args.verbose, args.log_level)
-    status: int = args.handler(parser, args)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        _configure_logging(args.verbose, args.log_level)
+        status: int = args.handler(args.command_parser, args)
+    except KeyboardInterrupt:
+        # SIGINT while the library loads or a command starts, before the
+        # command handles it: exit as a shell expects, without a traceback.
+        return EXIT_INTERRUPTED
     return status
 
 
@@ -233,6 +289,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_stun(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from rice_fast.io import (
+        StunErrorResponse,
+        StunIOError,
+        StunTimeoutError,
+        format_address,
+        parse_address,
+        stun_binding,
+    )
+    from rice_fast.stun.credentials import LongTermCredentials
+    from rice_fast.stun.errors import StunError
+
     try:
         server = parse_address(args.server, default_port=3478)
     except ValueError as exc:
@@ -258,17 +325,21 @@ def _run_stun(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             legacy=args.legacy,
         )
     except StunTimeoutError as exc:
-        print(f"rice-fast stun: {exc}", file=sys.stderr)
+        _print_error("stun", exc)
         return EXIT_TIMEOUT
     except StunErrorResponse as exc:
-        print(f"rice-fast stun: {exc}", file=sys.stderr)
+        _print_error("stun", exc)
         return EXIT_ERROR_RESPONSE
     except StunIOError as exc:
-        print(f"rice-fast stun: {exc}", file=sys.stderr)
+        _print_error("stun", exc)
+        return EXIT_FAILURE
+    except StunError as exc:
+        # A parse error that no layer turned into a StunIOError: still bytes
+        # from the server, so a protocol failure and not a usage error.
+        _print_error("stun", f"the STUN server sent an invalid response: {exc}")
         return EXIT_FAILURE
     except ValueError as exc:
-        print(f"rice-fast stun: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        parser.error(str(exc))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
@@ -279,16 +350,33 @@ def _run_stun(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     )
     print(f"RTT:            {result.rtt * 1000:.3f} ms")
     if result.software is not None:
-        print(f"Software:       {result.software}")
+        print(f"Software:       {printable(result.software)}")
     if result.legacy:
         print("Server type:    RFC 3489 (MAPPED-ADDRESS only, no XOR-MAPPED-ADDRESS)")
+    if credentials is not None and not result.authenticated:
+        print(
+            "rice-fast stun: note: the server answered without asking for "
+            "credentials, so --user and --password were not used",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _print_error(command: str, error: object) -> None:
+    """Print one error line for ``command``, with server text escaped."""
+    print(f"rice-fast {command}: {printable(str(error))}", file=sys.stderr)
 
 
 # stun-server
 
 
 def _run_stun_server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rice_fast.io import parse_address
+    from rice_fast.stun.auth import LongTermAuthenticator
+    from rice_fast.stun.server import StunServer
+
     try:
         listen = parse_address(args.listen, default_port=3478)
     except ValueError as exc:
@@ -299,6 +387,11 @@ def _run_stun_server(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("--user needs --realm")
     if args.realm and not args.user:
         parser.error("--realm needs at least one --user U:P")
+    if args.software is not None:
+        try:
+            StunServer(software=args.software)
+        except ValueError as exc:
+            parser.error(f"invalid --software: {exc}")
 
     authenticator: LongTermAuthenticator | None = None
     if args.realm:
@@ -317,25 +410,39 @@ def _run_stun_server(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                 software=args.software,
                 authenticator=authenticator,
                 users=len(args.user),
+                tcp_idle_timeout=args.tcp_idle_timeout,
+                max_tcp_connections=args.max_tcp_connections,
             )
         )
     except KeyboardInterrupt:
         # SIGINT during start-up, before the signal handlers are installed.
-        return EXIT_OK
+        return EXIT_INTERRUPTED
 
 
 async def _serve_stun_until_signal(
-    listen: tuple[str, int],
+    listen: Address,
     *,
     udp: bool,
     tcp: bool,
     software: str | None,
     authenticator: LongTermAuthenticator | None,
     users: int,
+    tcp_idle_timeout: float,
+    max_tcp_connections: int,
 ) -> int:
+    import asyncio
+
+    from rice_fast.io import format_address, serve_stun
+
     try:
         service = await serve_stun(
-            listen, udp=udp, tcp=tcp, software=software, authenticator=authenticator
+            listen,
+            udp=udp,
+            tcp=tcp,
+            software=software,
+            authenticator=authenticator,
+            tcp_idle_timeout=tcp_idle_timeout,
+            max_tcp_connections=max_tcp_connections,
         )
     except OSError as exc:
         logger.error("cannot listen on %s: %s", format_address(listen), exc)

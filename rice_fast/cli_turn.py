@@ -14,12 +14,13 @@ import ssl
 import sys
 import time
 
+from rice_fast.cli import printable
 from rice_fast.io._address import Address, format_address, parse_address
 from rice_fast.io._turn import TurnConnection
 from rice_fast.io.errors import StunErrorResponse, StunIOError
 from rice_fast.stun import AddressFamily, TransportProtocol
 from rice_fast.stun.credentials import LongTermCredentials
-from rice_fast.stun.errors import StunError
+from rice_fast.stun.errors import StunError, StunParseError
 from rice_fast.turn.client import AllocationOptions, TurnUsageError
 
 __all__ = ["add_parser", "run"]
@@ -157,11 +158,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _handle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    return run(args)
+    return run(args, parser)
 
 
 def _error(message: object) -> None:
-    print(f"rice-fast turn: {message}", file=sys.stderr)
+    # Error reasons and other text in the message come from the server.
+    print(f"rice-fast turn: {printable(str(message))}", file=sys.stderr)
 
 
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -199,8 +201,12 @@ def _options(args: argparse.Namespace) -> AllocationOptions:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``rice-fast turn`` with parsed ``args``; return the exit status."""
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run ``rice-fast turn`` with parsed ``args``; return the exit status.
+
+    With ``parser`` (the ``turn`` subparser), invalid arguments go to its
+    ``error``, which prints the usage and exits with status 2.
+    """
     default_port = DEFAULT_TLS_PORT if args.transport == "tls" else DEFAULT_PORT
     try:
         server = parse_address(args.server, default_port=default_port)
@@ -210,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
         # The realm comes from the server's 401 challenge.
         credentials = LongTermCredentials(args.user, args.password, "")
     except (StunError, ValueError) as exc:
+        if parser is not None:
+            parser.error(str(exc))
         _error(exc)
         return EXIT_USAGE
     try:
@@ -217,6 +225,9 @@ def run(args: argparse.Namespace) -> int:
     except TurnUsageError as exc:
         _error(exc)
         return EXIT_USAGE
+    except StunParseError as exc:
+        _error(f"the TURN server sent an invalid response: {exc}")
+        return EXIT_FAILURE
     except StunErrorResponse as exc:
         _error(exc)
         return EXIT_ERROR_RESPONSE

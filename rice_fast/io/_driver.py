@@ -22,6 +22,7 @@ from rice_fast.io._timer import DeadlineTimer
 from rice_fast.io.errors import (
     StunConnectionError,
     StunErrorResponse,
+    StunIOError,
     StunTimeoutError,
 )
 from rice_fast.stun import Message, Method
@@ -111,8 +112,9 @@ class AgentDriver:
         """Start a transaction and return the future of its success event.
 
         The future raises ``StunErrorResponse`` for a final error response,
+        ``StunIOError`` for a success response that the agent rejected,
         ``StunTimeoutError`` when the agent gives up and
-        ``StunConnectionError`` when the socket closes first. Cancelling the
+        ``StunConnectionError`` when the socket closes or fails first. Cancelling the
         future cancels the transaction.
         """
         if self._closed is not None:
@@ -174,13 +176,36 @@ class AgentDriver:
         for transaction_id, entry in pending:
             self.agent.cancel(transaction_id)
             if not entry.future.done():
-                error = StunConnectionError(
-                    f"{method_name(entry.method)} request to "
-                    f"{format_address(entry.destination)} failed: {reason}",
-                    server=entry.destination,
-                    transport=self._transport_name,
-                )
-                entry.future.set_exception(error)
+                entry.future.set_exception(self._connection_error(entry, reason))
+
+    def fail_pending(self, reason: str, destination: Address | None = None) -> int:
+        """Fail the pending transactions at once; return how many failed.
+
+        Each future raises ``StunConnectionError`` with ``reason``. With
+        ``destination``, only the transactions to that address fail. The
+        driver stays open for new requests, unlike after ``close``.
+        """
+        failed = [
+            (transaction_id, entry)
+            for transaction_id, entry in self._pending.items()
+            if destination is None or entry.destination == destination
+        ]
+        for transaction_id, entry in failed:
+            del self._pending[transaction_id]
+            self.agent.cancel(transaction_id)
+            if not entry.future.done():
+                entry.future.set_exception(self._connection_error(entry, reason))
+        if failed:
+            self._process()
+        return len(failed)
+
+    def _connection_error(self, entry: _Pending, reason: str) -> StunConnectionError:
+        return StunConnectionError(
+            f"{method_name(entry.method)} request to "
+            f"{format_address(entry.destination)} failed: {reason}",
+            server=entry.destination,
+            transport=self._transport_name,
+        )
 
     def _on_future_done(
         self, transaction_id: bytes, future: asyncio.Future[TransactionSucceeded]
@@ -230,7 +255,21 @@ class AgentDriver:
                 entry.future.set_result(event)
         elif isinstance(event, TransactionFailed):
             entry = self._pending.pop(event.transaction_id, None)
-            if entry is not None and not entry.future.done():
+            if entry is None or entry.future.done():
+                return
+            if not event.response.is_error:
+                # The agent rejected a success response, so the server sent
+                # no error: report an invalid response, not an error code.
+                entry.future.set_exception(
+                    StunIOError(
+                        f"STUN server {format_address(event.remote)} over "
+                        f"{self._transport_name} sent an invalid "
+                        f"{method_name(entry.method)} response: {event.reason}",
+                        server=event.remote,
+                        transport=self._transport_name,
+                    )
+                )
+            else:
                 entry.future.set_exception(
                     StunErrorResponse(
                         event.code,

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from rice_fast.io._address import Address, format_address, parse_address
 from rice_fast.io._address import resolve_address as _resolve
-from rice_fast.io._client import StunClient
+from rice_fast.io._client import StunClient, check_server_address
 from rice_fast.io.errors import StunConnectionError, StunIOError, StunTimeoutError
 from rice_fast.stun import AttributeType, Method
 from rice_fast.stun.agent import StunConfig
 from rice_fast.stun.credentials import LongTermCredentials, ShortTermCredentials
+from rice_fast.stun.errors import StunParseError
 from rice_fast.stun.transport import TransportType
 
 __all__ = ["BindingResult", "binding_request", "stun_binding"]
@@ -31,6 +32,10 @@ class BindingResult:
     the server's SOFTWARE without trailing NUL bytes, and ``server`` the
     numeric address that sent the response. ``legacy`` is true when the
     server sent only the RFC 3489 MAPPED-ADDRESS and no XOR-MAPPED-ADDRESS.
+    ``authenticated`` is true when the request was signed and the response
+    carried integrity. Short-term credentials sign every request, and
+    long-term ones only the resend after the server's 401 challenge, so
+    with long-term credentials it is false when the server never asked.
     """
 
     mapped_address: Address
@@ -40,16 +45,7 @@ class BindingResult:
     transport: TransportType
     local_address: Address
     legacy: bool = False
-
-
-def _local_ip_for(family: socket.AddressFamily, server: Address) -> str:
-    """Return the source IP the kernel would use to reach ``server``.
-
-    Connecting a UDP socket sends nothing; it only selects the route.
-    """
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect(server)
-        return str(probe.getsockname()[0])
+    authenticated: bool = False
 
 
 async def binding_request(
@@ -75,8 +71,11 @@ async def binding_request(
 
     Raises ``StunTimeoutError`` when no response arrives,
     ``StunErrorResponse`` for an error response, ``StunConnectionError``
-    when the socket or connection fails and ``StunIOError`` for a response
-    without a mapped address. All four are ``StunIOError`` or a subclass.
+    when the socket or connection fails (over UDP also when an ICMP port
+    unreachable comes back) and ``StunIOError`` for an invalid response
+    or one without a mapped address. All four are ``StunIOError`` or a
+    subclass. A server with port 0 or an unspecified IP address, such as
+    0.0.0.0, raises ``ValueError``.
     """
     kind = TransportType(transport)
     if kind not in (TransportType.UDP, TransportType.TCP):
@@ -87,15 +86,16 @@ async def binding_request(
     try:
         async with asyncio.timeout(timeout):
             try:
-                family, numeric = await _resolve(server, ipv6=ipv6, socktype=socktype)
+                _, numeric = await _resolve(server, ipv6=ipv6, socktype=socktype)
             except OSError as exc:
                 raise StunConnectionError(
                     f"cannot resolve STUN server {format_address(server)}: {exc}",
                     server=server,
                     transport=kind.value,
                 ) from exc
+            check_server_address(numeric)
             return await _exchange(
-                kind, family, numeric, credentials, local_address, config, legacy
+                kind, numeric, credentials, local_address, config, legacy
             )
     except TimeoutError as exc:
         if isinstance(exc, StunTimeoutError):
@@ -105,7 +105,6 @@ async def binding_request(
 
 async def _exchange(
     kind: TransportType,
-    family: socket.AddressFamily,
     server: Address,
     credentials: ShortTermCredentials | LongTermCredentials | None,
     local_address: Address | None,
@@ -117,25 +116,30 @@ async def _exchange(
             server, local_address=local_address, config=config
         )
     else:
-        if local_address is None:
-            try:
-                local_address = (_local_ip_for(family, server), 0)
-            except OSError as exc:
-                raise StunConnectionError(
-                    f"no route to STUN server {format_address(server)}: {exc}",
-                    server=server,
-                    transport=kind.value,
-                ) from exc
-        client = await StunClient.open_udp(local_address, config=config)
+        # A connected socket picks the source address of the route to the
+        # server, and receives the ICMP errors that end a request at once.
+        client = await StunClient.open_udp(
+            local_address, remote_address=server, config=config
+        )
     async with client:
+        # The destination defaults to the address the socket is connected
+        # to, in the spelling the kernel reports for the response source.
         event = await client.request(
             Method.BINDING,
-            server,
             credentials=credentials,
             fingerprint=not legacy,
         )
     response = event.response
-    mapped = response.xor_mapped_address()
+    try:
+        mapped = response.xor_mapped_address()
+        software = response.software()
+    except StunParseError as exc:
+        raise StunIOError(
+            f"STUN server {format_address(event.remote)} over {kind.value} sent "
+            f"an invalid Binding response: {exc}",
+            server=event.remote,
+            transport=kind.value,
+        ) from exc
     if mapped is None:
         raise StunIOError(
             f"the Binding response from STUN server {format_address(event.remote)} "
@@ -143,7 +147,6 @@ async def _exchange(
             server=event.remote,
             transport=kind.value,
         )
-    software = response.software()
     if software is not None:
         software = software.rstrip("\x00")
     has_xor = response.has(AttributeType.XOR_MAPPED_ADDRESS) or response.has(
@@ -157,6 +160,10 @@ async def _exchange(
         transport=kind,
         local_address=client.local_address,
         legacy=not has_xor,
+        # The agent signs a long-term request only after a challenge, and
+        # drops a response to a signed request that fails its integrity
+        # check, so integrity here means that the credentials were used.
+        authenticated=credentials is not None and response.has_integrity,
     )
 
 

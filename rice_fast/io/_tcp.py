@@ -146,13 +146,16 @@ class StreamProtocol(asyncio.Protocol):
             self.framing_errors += 1
             logger.log(
                 self._framing_log_level,
-                "closing TCP connection from %s to %s: the peer sent data that "
-                "is not STUN (%s)",
+                "closing the TCP connection with %s (local address %s): it sent "
+                "data that is not STUN (%s)",
                 format_address(self.remote_address),
                 format_address(self.local_address),
                 exc,
             )
-            self.close(f"the peer sent data that is not STUN ({exc.reason})")
+            self.close(
+                f"{format_address(self.remote_address)} sent data over TCP that "
+                f"is not STUN ({exc.reason})"
+            )
             return
         for frame in frames:
             if self.transport is None or self.transport.is_closing():

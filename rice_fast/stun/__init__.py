@@ -9,6 +9,7 @@ from rice_fast.stun._codec import (
     is_stun,
     new_transaction_id,
     parse,
+    parse_verified,
 )
 from rice_fast.stun._constants import (
     FINGERPRINT_XOR,
@@ -118,6 +119,7 @@ __all__ = [
     "new_transaction_id",
     "nonce_features",
     "parse",
+    "parse_verified",
     "saslprep",
     "short_term_key",
     "userhash",

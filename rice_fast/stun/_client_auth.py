@@ -9,6 +9,10 @@ from rice_fast.stun._constants import AttributeType
 from rice_fast.stun.attributes import PasswordAlgorithm as PasswordAlgorithmAttribute
 from rice_fast.stun.attributes import PasswordAlgorithms
 from rice_fast.stun.credentials import (
+    MAX_NONCE_BYTES,
+    MAX_NONCE_CHARS,
+    MAX_REALM_BYTES,
+    MAX_REALM_CHARS,
     LongTermCredentials,
     PasswordAlgorithm,
     SecurityFeatures,
@@ -42,11 +46,29 @@ def read_challenge(response: Message, previous: Challenge | None) -> Challenge |
     """Read REALM, NONCE and the algorithm offer from a 401 or 438 response.
 
     Returns the new challenge, or the reason why the client cannot retry.
-    A 438 may omit REALM, and then ``previous`` supplies it.
+    A 438 may omit REALM, and then ``previous`` supplies it. A REALM or
+    NONCE longer than RFC 8489 allows is a reason not to retry.
     Raises ``StunParseError`` for a malformed attribute.
     """
     nonce = response.nonce()
     realm = response.realm()
+    too_long = _too_long(
+        "NONCE",
+        nonce,
+        response.raw(AttributeType.NONCE),
+        MAX_NONCE_CHARS,
+        MAX_NONCE_BYTES,
+        "§14.10",
+    ) or _too_long(
+        "REALM",
+        realm,
+        response.raw(AttributeType.REALM),
+        MAX_REALM_CHARS,
+        MAX_REALM_BYTES,
+        "§14.9",
+    )
+    if too_long:
+        return too_long
     if realm is None and previous is not None:
         realm = previous.realm
     if realm is None or nonce is None:
@@ -69,6 +91,26 @@ def read_challenge(response: Message, previous: Challenge | None) -> Challenge |
         features is not None and SecurityFeatures.USERNAME_ANONYMITY in features
     )
     return Challenge(realm, nonce, algorithm, offer, use_userhash)
+
+
+def _too_long(
+    name: str,
+    text: str | None,
+    value: bytes | None,
+    max_chars: int,
+    max_bytes: int,
+    section: str,
+) -> str | None:
+    """Return why a REALM or NONCE breaks the RFC 8489 size limits, or None."""
+    if text is None or value is None:
+        return None
+    if len(text) > max_chars or len(value) > max_bytes:
+        return (
+            f"the {name} of the challenge is {len(text)} characters "
+            f"({len(value)} bytes) long, but RFC 8489 {section} allows at most "
+            f"{max_chars} characters and {max_bytes} bytes"
+        )
+    return None
 
 
 class KeyCache:

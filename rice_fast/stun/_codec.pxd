@@ -166,6 +166,7 @@ cdef class Message:
     cdef int _index(self) except -1
     cdef int _find(self, uint16_t attr_type)
     cdef bytes _value(self, int i)
+    cdef bint _check(self, IntegrityKey key, bint fingerprint) noexcept
     cdef object _text(self, uint16_t attr_type)
     cdef object _text_at(self, int i)
     cdef object _u32(self, uint16_t attr_type)

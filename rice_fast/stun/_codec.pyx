@@ -614,6 +614,9 @@ cdef class Message:
         A receive-path shortcut: returns False if FINGERPRINT is missing or
         wrong while required, or if ``key`` is given and integrity fails.
         """
+        return self._check(key, fingerprint)
+
+    cdef bint _check(self, IntegrityKey key, bint fingerprint) noexcept:
         cdef uint32_t start
         cdef uint16_t i
         if fingerprint:
@@ -629,8 +632,8 @@ cdef class Message:
         i = self._mi256 if self._mi256 != NO_INDEX else self._mi
         if i == NO_INDEX:
             return False
-        return bool(_verify_at(&key.c_key, self._ptr, self._attrs[i].offset,
-                               self._attrs[i].type, self._attrs[i].length))
+        return _verify_at(&key.c_key, self._ptr, self._attrs[i].offset,
+                          self._attrs[i].type, self._attrs[i].length) != 0
 
     # Typed accessors for the attributes on hot paths.
 
@@ -908,6 +911,20 @@ def parse(data, *, bint legacy=False):
     and ``TypeError`` when ``data`` is not a buffer.
     """
     return _new_message(data, legacy)
+
+
+def parse_verified(data, IntegrityKey key=None, *, bint fingerprint=True):
+    """Parse a message and verify it in one call; the receive-path shortcut.
+
+    Returns the ``Message`` when its FINGERPRINT (unless ``fingerprint`` is
+    false) and, with ``key``, its integrity attribute verify, and None when
+    either is missing or wrong. Raises ``StunParseError`` for bytes that
+    are not a STUN message, as ``parse`` does.
+    """
+    cdef Message message = _new_message(data, False)
+    if message._check(key, fingerprint):
+        return message
+    return None
 
 
 def frame_error(data):

@@ -21,6 +21,8 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import logging
+import math
+import numbers
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,29 +89,53 @@ class StunConfig:
     rto_cache_lifetime: float = 600.0
 
     def __post_init__(self) -> None:
-        if not self.rto > 0:
-            raise ValueError(f"rto must be positive, got {self.rto}")
-        if self.max_transmissions < 1:
+        _check_seconds("rto", self.rto)
+        _check_count("max_transmissions", self.max_transmissions, minimum=1)
+        _check_finite("final_wait_factor", self.final_wait_factor)
+        _check_seconds("reliable_timeout", self.reliable_timeout)
+        _check_count("max_auth_retries", self.max_auth_retries, minimum=0)
+        _check_seconds("min_rto", self.min_rto)
+        _check_seconds("max_rto", self.max_rto)
+        _check_seconds("rto_cache_lifetime", self.rto_cache_lifetime)
+        if self.min_rto > self.max_rto:
             raise ValueError(
-                f"max_transmissions must be at least 1, got {self.max_transmissions}"
+                f"min_rto {self.min_rto} is larger than max_rto {self.max_rto}; "
+                "min_rto must be at most max_rto"
             )
-        if self.final_wait_factor < 0:
-            raise ValueError(
-                f"final_wait_factor must not be negative, got {self.final_wait_factor}"
-            )
-        if not self.reliable_timeout > 0:
-            raise ValueError(
-                f"reliable_timeout must be positive, got {self.reliable_timeout}"
-            )
-        if self.max_auth_retries < 0:
-            raise ValueError(
-                f"max_auth_retries must not be negative, got {self.max_auth_retries}"
-            )
-        if not 0 < self.min_rto <= self.max_rto:
-            raise ValueError(
-                f"min_rto {self.min_rto} and max_rto {self.max_rto} must satisfy "
-                "0 < min_rto <= max_rto"
-            )
+
+
+def _check_finite(name: str, value: object) -> None:
+    """Raise ValueError unless ``value`` is a finite, non-negative number."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a finite, non-negative number, got {value!r}")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    """Raise ValueError unless ``value`` is a finite, positive number."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"{name} must be a finite, positive number of seconds, got {value!r}"
+        )
+
+
+def _check_count(name: str, value: object, *, minimum: int) -> None:
+    """Raise ValueError unless ``value`` is an int of at least ``minimum``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise ValueError(f"{name} must be an int of at least {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +215,8 @@ class _Transaction:
     retransmit_at: float | None = None
     timeout_at: float = 0.0
     generation: int = 0
-    queued: int = 0
+    # Bumped to drop the transmissions of this request still in the queue.
+    queue_epoch: int = 0
 
 
 def _add_attributes(builder: MessageBuilder, attributes: Sequence[object]) -> None:
@@ -199,6 +226,35 @@ def _add_attributes(builder: MessageBuilder, attributes: Sequence[object]) -> No
             builder.add(attribute.type, attribute.value)
         else:
             builder.add_attribute(attribute)
+
+
+def _check_destination(destination: object) -> None:
+    """Raise unless ``destination`` is an (IP address literal, port) tuple."""
+    if not isinstance(destination, tuple) or len(destination) != 2:
+        raise TypeError(
+            f"destination must be an (IP address, port) tuple, got {destination!r}"
+        )
+    host, port = destination
+    if not isinstance(host, str):
+        raise TypeError(f"destination host must be a str IP address, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"destination port must be an int, got {port!r}")
+    if not 1 <= port <= 65535:
+        raise ValueError(f"destination port must be 1 to 65535, got {port}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"destination host {host!r} is not an IP address; resolve host "
+            "names before sending"
+        ) from None
+
+
+def _check_now(now: object) -> None:
+    if isinstance(now, bool) or not isinstance(now, numbers.Real):
+        raise TypeError(f"now must be a float of seconds, got {now!r}")
+    if not math.isfinite(now):
+        raise ValueError(f"now must be a finite time in seconds, got {now!r}")
 
 
 def _same_address(a: Address, b: Address) -> bool:
@@ -239,6 +295,10 @@ class StunAgent:
     ) -> None:
         if not isinstance(transport, TransportType):
             raise TypeError(f"transport must be a TransportType, got {transport!r}")
+        if config is not None and not isinstance(config, StunConfig):
+            raise TypeError(f"config must be a StunConfig, got {type(config).__name__}")
+        if software is not None and not isinstance(software, str):
+            raise TypeError(f"software must be str, got {type(software).__name__}")
         self._transport = transport
         self._local = local_address
         self._config = config if config is not None else StunConfig()
@@ -247,7 +307,10 @@ class StunAgent:
         self._by_wire_id: dict[bytes, _Transaction] = {}
         self._timers: list[tuple[float, int, bytes]] = []
         self._events: deque[StunEvent] = deque()
-        self._transmits: deque[Transmit] = deque()
+        # Each entry is (transmit, transaction or None, the transaction's
+        # queue_epoch when it was queued). An entry whose epoch is behind is
+        # skipped, so dropping a request's queued copies costs O(1).
+        self._transmits: deque[tuple[Transmit, _Transaction | None, int]] = deque()
         self._challenges: dict[Address, Challenge] = {}
         self._keys = KeyCache()
         self._rtt = RttEstimator()
@@ -341,9 +404,16 @@ class StunAgent:
         without credentials unless a challenge from this server is cached,
         and the agent itself resends it after a 401 or 438.
 
-        Raises ``ValueError`` for a method outside 0x000..0xfff and
+        ``destination`` is an ``(IP address, port)`` tuple with a port of 1
+        to 65535; host names must be resolved first.
+
+        Raises ``ValueError`` for a method outside 0x000..0xfff, a
+        destination that is not an IP address and port, or a ``now`` that
+        is not finite, ``TypeError`` for arguments of the wrong type, and
         ``StunBuildError`` when an attribute cannot be encoded.
         """
+        _check_destination(destination)
+        _check_now(now)
         if credentials is not None and not isinstance(
             credentials, ShortTermCredentials | LongTermCredentials
         ):
@@ -382,17 +452,19 @@ class StunAgent:
     ) -> None:
         """Queue an indication, which is sent once and gets no response.
 
-        Raises ``ValueError`` for a method outside 0x000..0xfff and
-        ``StunBuildError`` when an attribute cannot be encoded.
+        ``destination`` is checked as in ``send_request``. Raises
+        ``ValueError`` for a method outside 0x000..0xfff or an invalid
+        destination and ``StunBuildError`` when an attribute cannot be
+        encoded.
         """
+        _check_destination(destination)
         builder = MessageBuilder(
             message_type(method, MessageClass.INDICATION), new_transaction_id()
         )
         _add_attributes(builder, attributes)
         data: bytes = builder.finish(None, fingerprint=fingerprint)
-        self._transmits.append(
-            Transmit(self._transport, self._local, destination, data)
-        )
+        transmit = Transmit(self._transport, self._local, destination, data)
+        self._transmits.append((transmit, None, 0))
         self._counters.indications_sent += 1
 
     def cancel(self, transaction_id: bytes) -> None:
@@ -499,13 +571,12 @@ class StunAgent:
         caller that drains transmits before polling for events.
         """
         self._fire_timers(now)
-        if not self._transmits:
-            return None
-        transmit = self._transmits.popleft()
-        txn = self._by_wire_id.get(transmit.data[8:20])
-        if txn is not None:
-            txn.queued -= 1
-        return transmit
+        transmits = self._transmits
+        while transmits:
+            transmit, txn, epoch = transmits.popleft()
+            if txn is None or txn.queue_epoch == epoch:
+                return transmit
+        return None
 
     # Transactions.
 
@@ -564,8 +635,7 @@ class StunAgent:
     def _transmit(self, txn: _Transaction, now: float) -> None:
         """Queue one transmission of the request and schedule the next step."""
         transmit = Transmit(self._transport, self._local, txn.destination, txn.data)
-        self._transmits.append(transmit)
-        txn.queued += 1
+        self._transmits.append((transmit, txn, txn.queue_epoch))
         txn.transmissions += 1
         if (
             not self._transport.reliable
@@ -640,13 +710,8 @@ class StunAgent:
         self._events.append(event)
 
     def _drop_queued(self, txn: _Transaction) -> None:
-        """Remove transmissions of the current request not yet returned."""
-        if txn.queued:
-            wire_id = txn.wire_id
-            self._transmits = deque(
-                t for t in self._transmits if t.data[8:20] != wire_id
-            )
-            txn.queued = 0
+        """Drop the queued transmissions of ``txn`` that are not returned yet."""
+        txn.queue_epoch += 1
 
     # Responses.
 
@@ -660,6 +725,20 @@ class StunAgent:
         ):
             return
         self._counters.responses_received += 1
+
+        unknown = response.unknown_comprehension_required()
+        if unknown:
+            # RFC 8489 §6.3.3 and §6.3.4: a success or error response with
+            # unknown comprehension-required attributes fails the
+            # transaction, with no retry after a 401 or 438.
+            listed = ", ".join(f"0x{t:04x}" for t in unknown)
+            detail = (
+                f"the response has unknown comprehension-required attributes {listed}"
+            )
+            if error is not None and error[1]:
+                detail = f"{error[1]} ({detail})"
+            self._fail(txn, response, code, detail)
+            return
 
         if response.is_success:
             rtt = now - txn.first_sent

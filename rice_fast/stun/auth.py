@@ -135,7 +135,8 @@ class ShortTermAuthenticator:
 
     def __init__(self, users: Mapping[str, str] | Callable[[str], str | None]) -> None:
         self._users = users
-        self._keys: dict[tuple[str, str], IntegrityKey] = {}
+        # None marks a password that SASLprep rejects.
+        self._keys: dict[tuple[str, str], IntegrityKey | None] = {}
 
     def authenticate(
         self, message: Message, remote: tuple[str, int], now: float
@@ -162,16 +163,22 @@ class ShortTermAuthenticator:
             _log.debug("401 for a request from %s: unknown user", remote)
             return _UNAUTHENTICATED
         lookup = (username, password)
-        key = self._keys.get(lookup)
-        if key is None:
+        if lookup in self._keys:
+            key = self._keys[lookup]
+        else:
             try:
                 key = IntegrityKey(short_term_key(password))
             except CredentialError as exc:
+                # The message gives the position and the rule, not the
+                # character. The None entry keeps this warning to one line
+                # per user and password.
                 _log.warning("password of user %r is unusable: %s", username, exc)
-                return _UNAUTHENTICATED
+                key = None
             if len(self._keys) >= _KEY_CACHE_LIMIT:
                 self._keys.clear()
             self._keys[lookup] = key
+        if key is None:
+            return _UNAUTHENTICATED
         if not message.check_integrity(key):
             _log.debug("401 for a request from %s: integrity check failed", remote)
             return _UNAUTHENTICATED

@@ -11,9 +11,10 @@ without the GIL and without a Python object per datagram.
 and ``memoryview`` of bytes work too). ``offsets`` and ``lengths`` are 1-D
 C-contiguous arrays of one shared dtype, ``int64`` (the fast path) or
 ``int32``. Every datagram must lie inside the buffer. A wrong type or dtype
-raises ``TypeError``. Mismatched sizes or a datagram outside the buffer
-raise ``ValueError`` naming the first bad entry, before any output is
-written.
+of any input or output array, None included, raises ``TypeError`` naming
+the array. Mismatched sizes, a read-only output array or a datagram
+outside the buffer raise ``ValueError`` naming the first bad entry, before
+any output is written.
 """
 
 from __future__ import annotations
@@ -116,6 +117,65 @@ class Classification:
         )
 
 
+# The dtypes each output array may have, by Classification field name.
+_OUT_DTYPES: dict[str, tuple[type[np.generic], ...]] = {
+    "kind": (np.uint8,),
+    "message_class": (np.uint8,),
+    "method": (np.uint16,),
+    "transaction_id_offset": (np.int64,),
+    "valid": (np.bool_, np.uint8),
+    "channel": (np.uint16,),
+    "payload_offset": (np.int64,),
+    "payload_length": (np.int32,),
+}
+_BOOL_OUT: tuple[type[np.generic], ...] = (np.bool_, np.uint8)
+
+
+def _check_inputs(buffer: object, offsets: object, lengths: object) -> None:
+    """Reject None, which the compiled functions would take as an empty array."""
+    for name, value in (("buffer", buffer), ("offsets", offsets), ("lengths", lengths)):
+        if value is None:
+            kind = (
+                "a 1-D C-contiguous uint8 array (or bytes, bytearray or "
+                "memoryview of bytes)"
+                if name == "buffer"
+                else "a 1-D C-contiguous int64 or int32 array"
+            )
+            raise TypeError(f"{name} must be {kind}, got None")
+
+
+def _check_out_array(
+    name: str, array: object, dtypes: tuple[type[np.generic], ...]
+) -> None:
+    """Raise TypeError unless ``array`` is a writable 1-D array of ``dtypes``."""
+    if isinstance(array, np.ndarray) and array.dtype.type in dtypes:
+        flags = array.flags
+        if array.ndim == 1 and flags.c_contiguous:
+            if not flags.writeable:
+                raise ValueError(f"{name} is read-only; pass a writable array")
+            return
+
+    expected = " or ".join(np.dtype(d).name for d in dtypes)
+    wanted = f"{name} must be a 1-D C-contiguous {expected} array"
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{wanted}, got {type(array).__name__}")
+    if array.dtype.type not in dtypes:
+        raise TypeError(f"{wanted}, got dtype {array.dtype}")
+    layout = "" if array.flags.c_contiguous else " that is not C-contiguous"
+    raise TypeError(f"{wanted}, got shape {array.shape}{layout}")
+
+
+def _check_classification(out: object) -> Classification:
+    if not isinstance(out, Classification):
+        raise TypeError(
+            "out must be a Classification (Classification.empty(capacity) "
+            f"makes one), got {type(out).__name__}"
+        )
+    for field, dtypes in _OUT_DTYPES.items():
+        _check_out_array(f"out.{field}", getattr(out, field), dtypes)
+    return out
+
+
 def _batch_size(offsets: object) -> int:
     try:
         return len(offsets)  # type: ignore[arg-type]
@@ -141,8 +201,11 @@ def classify(
     first entries. Raises ``TypeError`` or ``ValueError`` for the invalid
     arguments listed in the module docstring.
     """
+    _check_inputs(buffer, offsets, lengths)
     if out is None:
         out = Classification.empty(_batch_size(offsets))
+    else:
+        out = _check_classification(out)
     count = _batch.classify_into(
         buffer,
         offsets,
@@ -182,11 +245,21 @@ def check_integrity(
     ``keys`` is one ``IntegrityKey`` for the whole batch, or a sequence of
     keys with ``key_index`` (int32 or int64, one entry per datagram)
     choosing the key of each datagram; -1 skips the datagram (False).
-    ``out`` is an optional bool array with at least one entry per datagram;
-    the result is ``out`` or a view of its first entries.
+    ``key_index`` with a single ``IntegrityKey`` raises ``ValueError``.
+    ``out`` is an optional bool (or uint8) array with at least one entry
+    per datagram; the result is ``out`` or a view of its first entries.
     """
+    _check_inputs(buffer, offsets, lengths)
+    if key_index is not None and isinstance(keys, IntegrityKey):
+        raise ValueError(
+            "key_index needs a sequence of keys, but keys is one IntegrityKey "
+            "that every datagram uses; pass keys=[key, ...] to choose a key "
+            "per datagram, or leave key_index out"
+        )
     if out is None:
         out = np.empty(_batch_size(offsets), np.bool_)
+    else:
+        _check_out_array("out", out, _BOOL_OUT)
     count = _batch.check_integrity_into(buffer, offsets, lengths, keys, key_index, out)
     if count != len(out):
         return out[:count]
@@ -206,8 +279,11 @@ def check_fingerprint(
     attribute is a matching FINGERPRINT. ``out`` works as in
     ``check_integrity``.
     """
+    _check_inputs(buffer, offsets, lengths)
     if out is None:
         out = np.empty(_batch_size(offsets), np.bool_)
+    else:
+        _check_out_array("out", out, _BOOL_OUT)
     count = _batch.check_fingerprint_into(buffer, offsets, lengths, out)
     if count != len(out):
         return out[:count]

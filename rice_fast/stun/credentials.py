@@ -33,7 +33,9 @@ from rice_fast.stun._codec import IntegrityKey
 from rice_fast.stun.errors import CredentialError
 
 __all__ = [
+    "MAX_NONCE_BYTES",
     "MAX_NONCE_CHARS",
+    "MAX_REALM_BYTES",
     "MAX_REALM_CHARS",
     "MAX_USERNAME_BYTES",
     "NONCE_COOKIE",
@@ -58,9 +60,12 @@ __all__ = [
 
 # RFC 8489 §14.3: USERNAME is fewer than 509 bytes of UTF-8.
 MAX_USERNAME_BYTES: Final = 508
-# RFC 8489 §14.9 and §14.10: REALM and NONCE are fewer than 128 characters.
+# RFC 8489 §14.9 and §14.10: REALM and NONCE are fewer than 128 characters,
+# and their values at most 763 bytes.
 MAX_REALM_CHARS: Final = 127
 MAX_NONCE_CHARS: Final = 127
+MAX_REALM_BYTES: Final = 763
+MAX_NONCE_BYTES: Final = 763
 
 # RFC 3454 and so RFC 4013 are defined on Unicode 3.2, and the standard
 # library's ``stringprep`` tables use the same version.
@@ -99,8 +104,25 @@ def saslprep(text: str, *, allow_unassigned: bool = False) -> str:
             position and code point, never the text.
         TypeError: ``text`` is not a ``str``.
     """
+    return _saslprep(text, allow_unassigned=allow_unassigned)
+
+
+def _saslprep(
+    text: str,
+    *,
+    allow_unassigned: bool = False,
+    subject: str | None = None,
+    secret: bool = False,
+) -> str:
+    """Prepare ``text`` as ``saslprep`` does, with errors that name ``subject``.
+
+    With ``secret`` (a password) the message gives the position and the
+    rule that failed, but not the code point.
+    """
     if not isinstance(text, str):
-        raise TypeError(f"saslprep takes str, not {type(text).__name__}")
+        if subject is None:
+            raise TypeError(f"saslprep takes str, not {type(text).__name__}")
+        raise TypeError(f"{subject} must be str, not {type(text).__name__}")
 
     # Printable ASCII is its own SASLprep output: no ASCII character is
     # mapped, NFKC leaves it alone, and only ASCII controls are prohibited.
@@ -111,14 +133,17 @@ def saslprep(text: str, *, allow_unassigned: bool = False) -> str:
     prepared = _UCD_3_2.normalize("NFKC", mapped)
 
     for index, char in enumerate(prepared):
-        for in_table, reason in _PROHIBITED:
+        reason: str | None = None
+        for in_table, prohibited in _PROHIBITED:
             if in_table(char):
-                raise _rejected(text, prepared, index, reason)
-        if not allow_unassigned and stringprep.in_table_a1(char):
+                reason = prohibited
+                break
+        if reason is None and not allow_unassigned and stringprep.in_table_a1(char):
             reason = "code point unassigned in Unicode 3.2 (RFC 3454 table A.1)"
-            raise _rejected(text, prepared, index, reason)
+        if reason is not None:
+            raise _rejected(text, prepared, index, reason, subject, secret)
 
-    _check_bidi(text, prepared)
+    _check_bidi(text, prepared, subject, secret)
     return prepared
 
 
@@ -130,7 +155,7 @@ def _map_character(char: str) -> str:
     return char
 
 
-def _check_bidi(text: str, prepared: str) -> None:
+def _check_bidi(text: str, prepared: str, subject: str | None, secret: bool) -> None:
     # RFC 3454 §6: a string with any right-to-left character (table D.1)
     # contains no left-to-right character (table D.2), and starts and ends
     # with a right-to-left character. Table C.8 was rejected already.
@@ -140,15 +165,24 @@ def _check_bidi(text: str, prepared: str) -> None:
     for index, char in enumerate(prepared):
         if stringprep.in_table_d2(char):
             reason = "left-to-right character in right-to-left text (RFC 3454 §6)"
-            raise _rejected(text, prepared, index, reason)
+            raise _rejected(text, prepared, index, reason, subject, secret)
 
     for index, end in ((0, "start"), (len(prepared) - 1, "end")):
         if not stringprep.in_table_d1(prepared[index]):
             reason = f"right-to-left text must {end} with a right-to-left character"
-            raise _rejected(text, prepared, index, reason + " (RFC 3454 §6)")
+            raise _rejected(
+                text, prepared, index, reason + " (RFC 3454 §6)", subject, secret
+            )
 
 
-def _rejected(text: str, prepared: str, index: int, reason: str) -> CredentialError:
+def _rejected(
+    text: str,
+    prepared: str,
+    index: int,
+    reason: str,
+    subject: str | None,
+    secret: bool,
+) -> CredentialError:
     # Most rejected characters pass mapping and NFKC unchanged, so the same
     # occurrence in the caller's text gives the useful position. The others
     # only exist after normalization.
@@ -163,7 +197,11 @@ def _rejected(text: str, prepared: str, index: int, reason: str) -> CredentialEr
         where = f"position {position}"
     else:
         where = f"position {index} of the NFKC-normalized text"
-    return CredentialError(f"SASLprep rejected U+{ord(char):04X} at {where}: {reason}")
+    shown = "a character" if secret else f"U+{ord(char):04X}"
+    message = f"SASLprep rejected {shown} at {where}: {reason}"
+    if subject is not None:
+        message = f"invalid {subject}: {message}"
+    return CredentialError(message)
 
 
 class PasswordAlgorithm(enum.IntEnum):
@@ -194,13 +232,13 @@ def _check_username_size(username: str) -> None:
 
 
 def _prepare_username(username: str) -> str:
-    prepared = saslprep(username)
+    prepared = _saslprep(username, subject="username")
     _check_username_size(prepared)
     return prepared
 
 
 def _prepare_realm(realm: str) -> str:
-    prepared = saslprep(realm)
+    prepared = _saslprep(realm, subject="realm")
     if len(prepared) > MAX_REALM_CHARS:
         raise CredentialError(
             f"realm is {len(prepared)} characters long, but RFC 8489 §14.9 "
@@ -209,13 +247,18 @@ def _prepare_realm(realm: str) -> str:
     return prepared
 
 
+def _prepare_password(password: str) -> str:
+    # The message names the position and the rule, never the character.
+    return _saslprep(password, subject="password", secret=True)
+
+
 def short_term_key(password: str) -> bytes:
     """Derive the short-term integrity key: UTF-8 of SASLprep(password).
 
     RFC 8489 §9.1.1. Raises ``CredentialError`` when SASLprep rejects the
     password.
     """
-    return saslprep(password).encode("utf-8")
+    return _prepare_password(password).encode("utf-8")
 
 
 def long_term_key(
@@ -244,7 +287,11 @@ def long_term_key(
     """
     chosen = _password_algorithm(algorithm)
     text = ":".join(
-        (_prepare_username(username), _prepare_realm(realm), saslprep(password))
+        (
+            _prepare_username(username),
+            _prepare_realm(realm),
+            _prepare_password(password),
+        )
     )
     data = text.encode("utf-8")
     if chosen is PasswordAlgorithm.SHA256:

@@ -98,6 +98,29 @@ class _Counters:
     ignored_responses: int = 0
 
 
+def _types(known_attributes: Iterable[int]) -> frozenset[int]:
+    """Check ``known_attributes`` and return it as a frozenset."""
+    if isinstance(known_attributes, str | bytes) or not isinstance(
+        known_attributes, Iterable
+    ):
+        raise TypeError(
+            "known_attributes must be an iterable of attribute types, got "
+            f"{type(known_attributes).__name__}"
+        )
+    types = frozenset(known_attributes)
+    for value in types:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(
+                f"known_attributes must contain ints, got {type(value).__name__}"
+            )
+        if not 0 <= value <= 0xFFFF:
+            raise ValueError(
+                f"known_attributes contains {value}, outside the attribute type "
+                "range 0x0000..0xffff"
+            )
+    return types
+
+
 class StunServer:
     """Respond to STUN Binding requests, without I/O.
 
@@ -127,6 +150,10 @@ class StunServer:
     ) -> None:
         self._software: bytes | None = None
         if software is not None:
+            if not isinstance(software, str):
+                raise TypeError(
+                    f"software must be str or None, got {type(software).__name__}"
+                )
             encoded = software.encode("utf-8")
             if (
                 len(software) > _MAX_SOFTWARE_CHARS
@@ -137,14 +164,26 @@ class StunServer:
                     f"RFC 8489 §14.14 allows at most {_MAX_SOFTWARE_CHARS}"
                 )
             self._software = encoded
+        if isinstance(max_queued_transmits, bool) or not isinstance(
+            max_queued_transmits, int
+        ):
+            raise TypeError(
+                "max_queued_transmits must be an int, got "
+                f"{type(max_queued_transmits).__name__}"
+            )
         if max_queued_transmits < 1:
             raise ValueError(
                 f"max_queued_transmits must be at least 1, got {max_queued_transmits}"
             )
+        if authenticator is not None and not callable(
+            getattr(authenticator, "authenticate", None)
+        ):
+            raise TypeError(
+                "authenticator must have an authenticate(message, remote, now) "
+                f"method, got {type(authenticator).__name__}"
+            )
         self._authenticator = authenticator
-        self._known: frozenset[int] | None = (
-            None if known_attributes is None else frozenset(known_attributes)
-        )
+        self._known = None if known_attributes is None else _types(known_attributes)
         self._max_queued = max_queued_transmits
         self._transmits: deque[Transmit] = deque()
         self._counters = _Counters()
@@ -185,8 +224,11 @@ class StunServer:
 
         ``local`` is the address the message arrived on and the source of
         the response; ``remote`` is its source and the response's
-        destination. Never raises for the content of ``data``.
+        destination. Never raises for the content of ``data``; raises
+        ``TypeError`` when ``transport`` is not a ``TransportType``.
         """
+        if not isinstance(transport, TransportType):
+            raise TypeError(f"transport must be a TransportType, got {transport!r}")
         try:
             message = parse(data)
         except StunParseError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 from collections.abc import Iterator
@@ -340,8 +341,10 @@ async def test_client_closes_on_non_stun_stream(
         await listener.wait_closed()
 
     assert "not STUN" in str(caught.value)
+    assert f"{server[0]}:{server[1]} sent data over TCP" in str(caught.value)
     assert caught.value.server == server
-    assert any("closing TCP connection" in r.getMessage() for r in caplog.records)
+    # The exception is the one report: the client logs the close at DEBUG.
+    assert caplog.records == []
 
 
 async def test_server_closes_on_non_stun_stream(
@@ -515,3 +518,282 @@ async def test_legacy_request_has_no_fingerprint(silent_udp: socket.socket) -> N
     assert requests
     assert all(not request.has_fingerprint for request in requests)
     assert all(len(request) == 0 for request in requests)
+
+
+# Unreachable servers, invalid server addresses and invalid responses
+
+
+def _closed_udp_port(host: str = "127.0.0.1") -> tuple[str, int]:
+    """Return a UDP address on loopback where nothing listens."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        address = probe.getsockname()[:2]
+    return (str(address[0]), int(address[1]))
+
+
+@pytest.mark.parametrize("host", LOOPBACKS)
+async def test_icmp_port_unreachable_fails_at_once(host: str) -> None:
+    server = _closed_udp_port(host)
+
+    # The default schedule would wait 39.5 s; the timeout only bounds a
+    # failing run, and the ICMP error must end the request well before it.
+    with pytest.raises(StunConnectionError) as caught:
+        await binding_request(server, timeout=20)
+
+    assert not isinstance(caught.value, StunTimeoutError)
+    assert caught.value.server == server
+    assert caught.value.transport == "udp"
+    message = str(caught.value)
+    assert f"{host}:{server[1]}" in message or f"[{host}]:{server[1]}" in message
+    assert "ICMP port unreachable" in message
+
+
+async def test_connected_udp_client_survives_icmp_error() -> None:
+    server = _closed_udp_port()
+    async with await serve_stun(("127.0.0.1", 0), tcp=False) as service:
+        assert service.udp_address is not None
+        client = await StunClient.open_udp(None, remote_address=server)
+        async with client:
+            with pytest.raises(StunConnectionError, match="unreachable"):
+                await client.request(Method.BINDING, timeout=20)
+            assert client.driver.pending == 0
+
+            # The connected socket sends nowhere else.
+            with pytest.raises(StunTimeoutError):
+                await client.request(Method.BINDING, service.udp_address, timeout=0.3)
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        (("127.0.0.1", 0), "port must be 1 to 65535"),
+        (("0.0.0.0", 3478), "unspecified"),
+        (("::", 3478), "unspecified"),
+        ("0.0.0.0:3478", "unspecified"),
+    ],
+)
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_binding_request_rejects_unusable_server(
+    server: tuple[str, int] | str, message: str, transport: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await binding_request(server, transport=transport, timeout=5)
+
+
+async def test_client_request_rejects_unusable_destination() -> None:
+    async with await StunClient.open_udp(("127.0.0.1", 0)) as client:
+        with pytest.raises(ValueError, match="port must be 1 to 65535"):
+            await client.request(Method.BINDING, ("127.0.0.1", 0))
+        with pytest.raises(ValueError, match="unspecified"):
+            await client.request(Method.BINDING, ("0.0.0.0", 3478))
+        with pytest.raises(ValueError, match="unspecified"):
+            client.send_indication(Method.BINDING, ("::", 3478))
+        with pytest.raises(ValueError, match="not an IP address"):
+            await client.request(Method.BINDING, ("localhost", 3478))
+        assert client.driver.pending == 0
+
+
+class _BadResponder(asyncio.DatagramProtocol):
+    """Respond to each request with a success response that ``extra`` makes invalid."""
+
+    transport: asyncio.DatagramTransport
+
+    def __init__(self, extra: tuple[tuple[int, bytes], ...]) -> None:
+        self.extra = extra
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        builder = MessageBuilder(0x0101, data[8:20])
+        for attribute_type, value in self.extra:
+            builder.add(attribute_type, value)
+        self.transport.sendto(builder.finish(fingerprint=True), addr)
+
+
+@pytest.mark.parametrize(
+    ("extra", "detail"),
+    [
+        (((0x0020, b"\x00\x09\x00"),), "invalid STUN message"),
+        (((0x0020, b"\x00\x01\x00\x01\x01\x02\x03\x04"), (0x8022, b"\xff")), ""),
+        (
+            ((0x0020, b"\x00\x01\x00\x01\x01\x02\x03\x04"), (0x7FFE, b"")),
+            "0x7ffe",
+        ),
+    ],
+    ids=["short-xor-mapped-address", "software-not-utf8", "unknown-required"],
+)
+async def test_invalid_response_is_io_error(
+    extra: tuple[tuple[int, bytes], ...], detail: str
+) -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _BadResponder(extra), local_addr=("127.0.0.1", 0)
+    )
+    server = transport.get_extra_info("sockname")[:2]
+    try:
+        with pytest.raises(StunIOError) as caught:
+            await binding_request(server, timeout=5)
+    finally:
+        transport.close()
+
+    assert type(caught.value) is StunIOError
+    assert not isinstance(caught.value, ValueError)
+    message = str(caught.value)
+    assert f"STUN server 127.0.0.1:{server[1]} over udp sent an invalid" in message
+    assert detail in message
+    assert caught.value.server == server
+
+
+async def test_authenticated_flag() -> None:
+    alice = LongTermCredentials("alice", "alice-password", "")
+    open_service = await serve_stun(("127.0.0.1", 0), tcp=False)
+    closed_service = await serve_stun(
+        ("127.0.0.1", 0),
+        tcp=False,
+        authenticator=LongTermAuthenticator("example.org", {"alice": "alice-password"}),
+    )
+    async with open_service, closed_service:
+        assert open_service.udp_address is not None
+        assert closed_service.udp_address is not None
+
+        plain = await binding_request(open_service.udp_address)
+        unused = await binding_request(open_service.udp_address, credentials=alice)
+        used = await binding_request(closed_service.udp_address, credentials=alice)
+
+    assert plain.authenticated is False
+    assert unused.authenticated is False
+    assert used.authenticated is True
+
+
+# TCP limits of the service
+
+
+async def _wait_for(condition: Any, limit: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def test_tcp_idle_connection_closed() -> None:
+    async with await serve_stun(
+        ("127.0.0.1", 0), udp=False, tcp_idle_timeout=0.2
+    ) as service:
+        assert service.tcp_address is not None
+        reader, writer = await asyncio.open_connection(*service.tcp_address)
+        # Three bytes of a header: never a complete message.
+        writer.write(_binding_request_bytes()[:3])
+
+        remainder = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await _wait_for(lambda: service.connections == 0)
+
+    assert remainder == b""
+    assert service.closed_idle == 1
+
+
+async def test_tcp_active_connection_stays_open() -> None:
+    async with await serve_stun(
+        ("127.0.0.1", 0), udp=False, tcp_idle_timeout=1.0
+    ) as service:
+        assert service.tcp_address is not None
+        client = await StunClient.open_tcp(service.tcp_address)
+        async with client:
+            # Each request moves the idle deadline, so requests spread over
+            # more than the timeout keep the connection.
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 1.5
+            answered = 0
+            while loop.time() < end:
+                await client.request(Method.BINDING, timeout=5)
+                answered += 1
+                await asyncio.sleep(0.1)
+
+            assert service.connections == 1
+            assert service.closed_idle == 0
+            assert answered > 1
+
+
+async def test_tcp_connection_limit(caplog: pytest.LogCaptureFixture) -> None:
+    async with await serve_stun(
+        ("127.0.0.1", 0), udp=False, max_tcp_connections=2
+    ) as service:
+        assert service.tcp_address is not None
+        first = await StunClient.open_tcp(service.tcp_address)
+        second = await StunClient.open_tcp(service.tcp_address)
+        await _wait_for(lambda: service.connections == 2)
+
+        with caplog.at_level(logging.WARNING, logger="rice_fast.io"):
+            reader, writer = await asyncio.open_connection(*service.tcp_address)
+            writer.write(_binding_request_bytes())
+            refused = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+
+        # The open connections still work, and a closed one frees a slot.
+        await first.request(Method.BINDING, timeout=5)
+        second.close()
+        await second.wait_closed()
+        await _wait_for(lambda: service.connections == 1)
+        third = await StunClient.open_tcp(service.tcp_address)
+        await third.request(Method.BINDING, timeout=5)
+        first.close()
+        third.close()
+
+    assert refused == b""
+    assert service.refused_connections == 1
+    (record,) = caplog.records
+    assert "max_tcp_connections" in record.getMessage()
+    assert "127.0.0.1:" in record.getMessage()
+
+
+async def test_tcp_accept_errors_logged_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rice_fast.io import _server
+
+    monkeypatch.setattr(_server, "_ACCEPT_RETRY_DELAY", 0.0)
+    loop = asyncio.get_running_loop()
+    real_accept = loop.sock_accept
+    failures = 0
+
+    async def failing_accept(sock: socket.socket) -> tuple[socket.socket, Any]:
+        nonlocal failures
+        if failures < 50:
+            failures += 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return await real_accept(sock)
+
+    monkeypatch.setattr(loop, "sock_accept", failing_accept)
+    with caplog.at_level(logging.DEBUG, logger="rice_fast.io"):
+        async with await serve_stun(("127.0.0.1", 0), udp=False) as service:
+            assert service.tcp_address is not None
+            result = await binding_request(
+                service.tcp_address, transport="tcp", timeout=5
+            )
+
+    assert result.mapped_address == result.local_address
+    assert service.accept_errors == 50
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1
+    assert "Too many open files" in errors[0].getMessage()
+    assert errors[0].exc_info is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"tcp_idle_timeout": 0}, "tcp_idle_timeout"),
+        ({"tcp_idle_timeout": float("nan")}, "tcp_idle_timeout"),
+        ({"max_tcp_connections": 0}, "max_tcp_connections"),
+        ({"max_tcp_connections": 1.5}, "max_tcp_connections"),
+    ],
+)
+async def test_service_rejects_invalid_tcp_limits(
+    settings: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await serve_stun(("127.0.0.1", 0), **settings)

@@ -6,6 +6,8 @@ advances to the deadlines that ``poll`` returns.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +16,7 @@ from rice_fast.stun import Message, MessageBuilder, Method, parse
 from rice_fast.stun._constants import AttributeType, MessageClass, message_type
 from rice_fast.stun.agent import StunAgent, StunConfig
 from rice_fast.stun.attributes import Priority, Software
-from rice_fast.stun.credentials import ShortTermCredentials
+from rice_fast.stun.credentials import LongTermCredentials, ShortTermCredentials
 from rice_fast.stun.events import (
     StunEvent,
     TransactionCancelled,
@@ -662,3 +664,220 @@ def test_mutated_response_never_raises(data: st.DataObject) -> None:
 
     agent.handle_data(bytes(response), SERVER, 0.1)
     agent.poll(0.1)
+
+
+# Responses the agent must reject, and argument checks
+
+
+def _challenge(request: bytes, code: int, realm: bytes, nonce: bytes) -> bytes:
+    parsed = parse(request)
+    builder = MessageBuilder(
+        message_type(parsed.method, MessageClass.ERROR), parsed.transaction_id
+    )
+    builder.add_error_code(code, "challenge")
+    builder.add(AttributeType.REALM, realm)
+    builder.add(AttributeType.NONCE, nonce)
+    data: bytes = builder.finish(None, fingerprint=True)
+    return data
+
+
+def test_success_with_unknown_required_attribute_fails() -> None:
+    agent = StunAgent(TransportType.UDP, LOCAL)
+    transaction_id = agent.send_request(Method.BINDING, SERVER, 0.0)
+    (request,) = drain(agent, 0.0)
+    parsed = parse(request.data)
+    builder = MessageBuilder(
+        message_type(parsed.method, MessageClass.SUCCESS), parsed.transaction_id
+    )
+    builder.add_xor_mapped_address(*LOCAL)
+    builder.add(0x7FFE, b"\x00\x00\x00\x00")
+
+    agent.handle_data(builder.finish(None, fingerprint=True), SERVER, 0.1)
+
+    (event,) = events(agent, 0.1)
+    assert isinstance(event, TransactionFailed)
+    assert event.transaction_id == transaction_id
+    assert event.code == 0
+    assert "0x7ffe" in event.reason
+    assert "comprehension-required" in event.reason
+    assert agent.stats.succeeded == 0
+    assert agent.pending_transactions() == 0
+
+
+def test_401_with_unknown_required_attribute_not_retried() -> None:
+    credentials = LongTermCredentials("alice", "alice-password", "")
+    agent = StunAgent(TransportType.UDP, LOCAL)
+    agent.send_request(Method.BINDING, SERVER, 0.0, credentials=credentials)
+    (request,) = drain(agent, 0.0)
+    parsed = parse(request.data)
+    builder = MessageBuilder(
+        message_type(parsed.method, MessageClass.ERROR), parsed.transaction_id
+    )
+    builder.add_error_code(401, "Unauthorized")
+    builder.add(AttributeType.REALM, b"example.org")
+    builder.add(AttributeType.NONCE, b"nonce-1")
+    builder.add(0x7FFE, b"")
+
+    agent.handle_data(builder.finish(None, fingerprint=True), SERVER, 0.1)
+
+    (event,) = events(agent, 0.1)
+    assert isinstance(event, TransactionFailed)
+    assert event.code == 401
+    assert "0x7ffe" in event.reason
+    assert drain(agent, 0.1) == []
+    assert agent.stats.auth_retries == 0
+
+
+@pytest.mark.parametrize(
+    ("realm", "nonce", "named"),
+    [
+        (b"example.org", b"n" * 128, "NONCE"),
+        (b"example.org", "\u00e9".encode() * 127 + b"n" * 10, "NONCE"),
+        (b"r" * 128, b"nonce-1", "REALM"),
+        (b"example.org", b"n" * 60_000, "NONCE"),
+    ],
+    ids=["nonce-128-chars", "nonce-over-763-bytes", "realm-128-chars", "nonce-60k"],
+)
+@pytest.mark.parametrize("code", [401, 438])
+def test_challenge_over_size_limit_not_retried(
+    realm: bytes, nonce: bytes, named: str, code: int
+) -> None:
+    credentials = LongTermCredentials("alice", "alice-password", "")
+    agent = StunAgent(TransportType.UDP, LOCAL)
+    agent.send_request(Method.BINDING, SERVER, 0.0, credentials=credentials)
+    (request,) = drain(agent, 0.0)
+
+    agent.handle_data(_challenge(request.data, code, realm, nonce), SERVER, 0.1)
+
+    (event,) = events(agent, 0.1)
+    assert isinstance(event, TransactionFailed)
+    assert event.code == code
+    assert named in event.reason
+    assert "RFC 8489" in event.reason
+    assert drain(agent, 0.1) == []
+    assert agent.stats.auth_retries == 0
+
+
+def test_challenge_at_size_limit_retried() -> None:
+    credentials = LongTermCredentials("alice", "alice-password", "")
+    agent = StunAgent(TransportType.UDP, LOCAL)
+    agent.send_request(Method.BINDING, SERVER, 0.0, credentials=credentials)
+    (request,) = drain(agent, 0.0)
+
+    agent.handle_data(
+        _challenge(request.data, 401, b"r" * 127, b"n" * 127), SERVER, 0.1
+    )
+
+    assert events(agent, 0.1) == []
+    (retry,) = drain(agent, 0.1)
+    assert parse(retry.data).nonce() == "n" * 127
+    assert agent.stats.auth_retries == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rto", math.nan),
+        ("rto", math.inf),
+        ("rto", -0.5),
+        ("max_rto", math.inf),
+        ("min_rto", math.nan),
+        ("final_wait_factor", math.nan),
+        ("final_wait_factor", math.inf),
+        ("reliable_timeout", math.inf),
+        ("rto_cache_lifetime", math.nan),
+        ("rto_cache_lifetime", -1.0),
+        ("max_transmissions", 1.5),
+        ("max_transmissions", True),
+        ("max_auth_retries", 2.0),
+        ("rto", "0.5"),
+    ],
+)
+def test_config_rejects_non_finite_and_non_int(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        StunConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_config_accepts_int_seconds() -> None:
+    config = StunConfig(rto=1, max_rto=30, reliable_timeout=10)
+
+    assert config.rto == 1
+
+
+@pytest.mark.parametrize(
+    ("destination", "error", "message"),
+    [
+        (None, TypeError, "tuple"),
+        ("127.0.0.1:3478", TypeError, "tuple"),
+        (("127.0.0.1", 3478, 0, 0), TypeError, "tuple"),
+        ((b"127.0.0.1", 3478), TypeError, "host"),
+        (("127.0.0.1", "3478"), TypeError, "port"),
+        (("127.0.0.1", 3478.0), TypeError, "port"),
+        (("localhost", 3478), ValueError, "not an IP address"),
+        (("10.0.0.1\x00.evil", 3478), ValueError, "not an IP address"),
+        (("127.0.0.1", 0), ValueError, "1 to 65535"),
+        (("127.0.0.1", 65536), ValueError, "1 to 65535"),
+        (("::1", -1), ValueError, "1 to 65535"),
+    ],
+)
+def test_send_request_rejects_invalid_destination(
+    destination: object, error: type[Exception], message: str
+) -> None:
+    agent = StunAgent(TransportType.UDP, LOCAL)
+
+    with pytest.raises(error, match=message):
+        agent.send_request(Method.BINDING, destination, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(error, match=message):
+        agent.send_indication(Method.BINDING, destination, 0.0)  # type: ignore[arg-type]
+    assert agent.pending_transactions() == 0
+    assert drain(agent, 0.0) == []
+
+
+@pytest.mark.parametrize("now", [math.nan, math.inf, -math.inf])
+def test_send_request_rejects_non_finite_now(now: float) -> None:
+    agent = StunAgent(TransportType.UDP, LOCAL)
+
+    with pytest.raises(ValueError, match="now"):
+        agent.send_request(Method.BINDING, SERVER, now)
+    assert agent.pending_transactions() == 0
+
+
+def test_agent_rejects_wrong_argument_types() -> None:
+    with pytest.raises(TypeError, match="software"):
+        StunAgent(TransportType.UDP, LOCAL, software=b"rice")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="config"):
+        StunAgent(TransportType.UDP, LOCAL, config={"rto": 1.0})  # type: ignore[arg-type]
+
+
+def test_cancel_many_queued_is_linear() -> None:
+    # Before cancel was O(1), each cancel copied the whole transmit queue:
+    # 20,000 queued requests took minutes. Counted in deque copies, not time.
+    agent = StunAgent(TransportType.UDP, LOCAL)
+    ids = [agent.send_request(Method.BINDING, SERVER, 0.0) for _ in range(20_000)]
+    queue = agent._transmits
+
+    for transaction_id in ids[:-1]:
+        agent.cancel(transaction_id)
+
+    assert agent._transmits is queue
+    transmits = drain(agent, 0.0)
+    assert len(transmits) == 1
+    assert parse(transmits[0].data).transaction_id == ids[-1]
+    assert agent.stats.cancelled == len(ids) - 1
+
+
+def test_retry_after_401_drops_queued_first_request() -> None:
+    credentials = LongTermCredentials("alice", "alice-password", "")
+    agent = StunAgent(TransportType.UDP, LOCAL)
+    agent.send_request(Method.BINDING, SERVER, 0.0, credentials=credentials)
+    (request,) = drain(agent, 0.0)
+    # A retransmission is queued but not drained when the 401 arrives.
+    agent.poll(0.5)
+
+    agent.handle_data(
+        _challenge(request.data, 401, b"example.org", b"nonce-1"), SERVER, 0.6
+    )
+
+    (retry,) = drain(agent, 0.6)
+    assert parse(retry.data).transaction_id != parse(request.data).transaction_id
+    assert parse(retry.data).realm() == "example.org"

@@ -492,3 +492,26 @@ def test_short_term_rejected(request_message: Message, code: int) -> None:
     assert result.error_code == code
     assert result.realm is None
     assert result.nonce is None
+
+
+def test_short_term_unusable_password_warning_hides_character(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    auth = ShortTermAuthenticator({"r:l": "pass\u0007word"})
+    request = short_term_request("r:l", "pass\u0007word")
+    caplog.set_level(logging.WARNING, logger="rice_fast.stun.auth")
+
+    first = auth.authenticate(request, CLIENT, 0.0)
+    second = auth.authenticate(request, CLIENT, 1.0)
+
+    assert first.error_code == 401
+    assert second.error_code == 401
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "'r:l'" in message
+    assert "password" in message
+    assert "position 4" in message
+    assert "ASCII control character" in message
+    assert "U+0007" not in message
+    assert "\u0007" not in message
+    assert "pass" not in message.replace("password", "")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -649,3 +650,118 @@ def test_check_integrity_rejects_bad_keys(
 def test_classification_empty_rejects_negative() -> None:
     with pytest.raises(ValueError, match="-1"):
         Classification.empty(-1)
+
+
+@pytest.mark.parametrize("name", ["buffer", "offsets", "lengths"])
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda **a: classify(**a),
+        lambda **a: check_fingerprint(**a),
+        lambda **a: check_integrity(**a, keys=KEYS[0]),
+    ],
+    ids=["classify", "check_fingerprint", "check_integrity"],
+)
+def test_batch_rejects_none_input(function: Callable[..., object], name: str) -> None:
+    arguments: dict[str, object] = {
+        "buffer": GOOD.buffer,
+        "offsets": GOOD.offsets,
+        "lengths": GOOD.lengths,
+    }
+    arguments[name] = None
+
+    with pytest.raises(TypeError, match=f"{name} must be .* got None"):
+        function(**arguments)
+
+
+def _classification(**replaced: object) -> Classification:
+    fields = dataclasses.asdict(Classification.empty(2))
+    fields.update(replaced)
+    return Classification(**fields)
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("x", "out must be a Classification"),
+        ({"kind": np.empty(2, np.uint8)}, "out must be a Classification"),
+        (_classification(kind=np.empty(2, np.int8)), "out.kind must be"),
+        (_classification(kind=np.empty(2, np.bool_)), "out.kind must be"),
+        (_classification(method=np.empty(2, np.int16)), "out.method must be"),
+        (
+            _classification(transaction_id_offset=np.empty(2, np.int32)),
+            "out.transaction_id_offset must be",
+        ),
+        (_classification(valid=np.empty(2, np.int8)), "out.valid must be"),
+        (_classification(payload_length=np.empty(2, np.int64)), "out.payload_length"),
+        (_classification(channel=[0, 0]), "out.channel must be"),
+        (_classification(kind=np.empty((2, 2), np.uint8)), "shape (2, 2)"),
+        (_classification(kind=np.empty(4, np.uint8)[::2]), "not C-contiguous"),
+    ],
+)
+def test_classify_rejects_wrong_out(out: object, message: str) -> None:
+    with pytest.raises(TypeError) as info:
+        classify(GOOD.buffer, GOOD.offsets, GOOD.lengths, out=out)  # type: ignore[arg-type]
+    assert message in str(info.value)
+
+
+def test_classify_rejects_read_only_out() -> None:
+    kind = np.empty(2, np.uint8)
+    kind.flags.writeable = False
+
+    with pytest.raises(ValueError, match=r"out\.kind is read-only"):
+        classify(
+            GOOD.buffer, GOOD.offsets, GOOD.lengths, out=_classification(kind=kind)
+        )
+
+
+def test_classify_accepts_uint8_valid() -> None:
+    out = _classification(valid=np.empty(2, np.uint8))
+
+    result = classify(GOOD.buffer, GOOD.offsets, GOOD.lengths, out=out)
+
+    assert result is out
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.float64])
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda out: check_fingerprint(GOOD.buffer, GOOD.offsets, GOOD.lengths, out=out),
+        lambda out: check_integrity(
+            GOOD.buffer, GOOD.offsets, GOOD.lengths, KEYS[0], out=out
+        ),
+    ],
+    ids=["check_fingerprint", "check_integrity"],
+)
+def test_checks_reject_wrong_out_dtype(
+    function: Callable[[object], object], dtype: type[np.generic]
+) -> None:
+    with pytest.raises(TypeError, match="out must be a 1-D C-contiguous bool"):
+        function(np.empty(2, dtype))
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda out: check_fingerprint(GOOD.buffer, GOOD.offsets, GOOD.lengths, out=out),
+        lambda out: check_integrity(
+            GOOD.buffer, GOOD.offsets, GOOD.lengths, KEYS[0], out=out
+        ),
+    ],
+    ids=["check_fingerprint", "check_integrity"],
+)
+def test_checks_reject_text_out(function: Callable[[object], object]) -> None:
+    with pytest.raises(TypeError, match="got str"):
+        function("x")
+
+
+def test_check_integrity_key_index_with_one_key_rejected() -> None:
+    with pytest.raises(ValueError, match="key_index needs a sequence of keys"):
+        check_integrity(
+            GOOD.buffer,
+            GOOD.offsets,
+            GOOD.lengths,
+            KEYS[0],
+            np.array([0, 0], np.int32),
+        )

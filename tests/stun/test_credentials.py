@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import pickle
 import stringprep
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -644,3 +645,51 @@ def test_round_trip_both_integrity_attributes() -> None:
     assert message.check_message_integrity_sha256(credentials.key)
     assert len(message.raw(AttributeType.MESSAGE_INTEGRITY_SHA256) or b"") == 16
     assert message.check_fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("build", "subject"),
+    [
+        (lambda: LongTermCredentials("al\u0007ice", "secret", "realm"), "username"),
+        (lambda: LongTermCredentials("alice", "secret", "re\u0007alm"), "realm"),
+        (lambda: LongTermCredentials("alice", "se\u0007cret", "realm"), "password"),
+        (lambda: ShortTermCredentials("alice", "se\u0007cret"), "password"),
+        (lambda: long_term_key("alice", "realm", "se\u0007cret"), "password"),
+        (lambda: userhash("al\u0007ice", "realm"), "username"),
+    ],
+    ids=["long-username", "long-realm", "long-password", "short", "key", "hash"],
+)
+def test_saslprep_error_names_the_part(
+    build: Callable[[], object], subject: str
+) -> None:
+    with pytest.raises(CredentialError) as caught:
+        build()
+
+    message = str(caught.value)
+    assert message.startswith(f"invalid {subject}: ")
+    assert "position 2" in message
+    assert "ASCII control character" in message
+    if subject == "password":
+        assert "U+0007" not in message
+        assert "\u0007" not in message
+        assert "cret" not in message
+    else:
+        assert "U+0007" in message
+
+
+def test_saslprep_password_hides_normalized_character() -> None:
+    # U+FB01 (the "fi" ligature) becomes "fi" under NFKC, and those
+    # left-to-right letters between Arabic letters break the bidi rule.
+    # The "f" exists only in the NFKC text, so the position is counted there.
+    with pytest.raises(CredentialError) as caught:
+        short_term_key("\u0627\ufb01\u0627")
+
+    message = str(caught.value)
+    assert message.startswith("invalid password: ")
+    assert "U+" not in message
+    assert "RFC 3454" in message
+
+
+def test_saslprep_password_type_error_names_password() -> None:
+    with pytest.raises(TypeError, match="password must be str"):
+        short_term_key(5)  # type: ignore[arg-type]

@@ -679,3 +679,49 @@ def test_lost_challenge_retransmitted() -> None:
 
     assert isinstance(event, TransactionSucceeded)
     assert net.agent.stats.retransmits == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "named"),
+    [
+        ({"software": b"rice"}, TypeError, "software"),
+        ({"software": 5}, TypeError, "software"),
+        ({"authenticator": "secret"}, TypeError, "authenticator"),
+        ({"authenticator": {"alice": "pw"}}, TypeError, "authenticator"),
+        ({"known_attributes": 0x7FFE}, TypeError, "known_attributes"),
+        ({"known_attributes": "abc"}, TypeError, "known_attributes"),
+        ({"known_attributes": [1.5]}, TypeError, "known_attributes"),
+        ({"known_attributes": [0x10000]}, ValueError, "known_attributes"),
+        ({"max_queued_transmits": 10.0}, TypeError, "max_queued_transmits"),
+        ({"max_queued_transmits": "10"}, TypeError, "max_queued_transmits"),
+        ({"max_queued_transmits": 0}, ValueError, "max_queued_transmits"),
+    ],
+)
+def test_server_rejects_wrong_argument(
+    arguments: dict[str, object], error: type[Exception], named: str
+) -> None:
+    with pytest.raises(error, match=named):
+        StunServer(**arguments)  # type: ignore[arg-type]
+
+
+def test_server_accepts_known_attribute_list() -> None:
+    server = StunServer(known_attributes=[0x7FFE])
+
+    server.handle_data(
+        TransportType.UDP,
+        SERVER,
+        CLIENT,
+        request(attributes=((0x7FFE, b"\x00\x00\x00\x00"),)),
+        0.0,
+    )
+
+    transmit = server.poll_transmit(0.0)
+    assert transmit is not None
+    assert parse(transmit.data).is_success
+
+
+def test_server_handle_data_rejects_text_transport() -> None:
+    server = StunServer()
+
+    with pytest.raises(TypeError, match="transport"):
+        server.handle_data("udp", SERVER, CLIENT, request(), 0.0)  # type: ignore[arg-type]
