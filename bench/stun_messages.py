@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from aioice import stun as aioice_stun
 
-from rice_fast.stun import IntegrityKey, MessageBuilder, message_type, parse
+from rice_fast.stun import (
+    IntegrityKey,
+    MessageBuilder,
+    message_type,
+    parse,
+    parse_verified,
+)
 
 TRANSACTION_ID = bytes.fromhex("b7e7a701bc34d686fa87dfae")
 PASSWORD = b"VOkJxbRl1RmTxUk/WvJxBt"
@@ -103,9 +109,9 @@ def receive_request(data: bytes, key: IntegrityKey) -> RequestFields:
 
 
 def receive_request_one_pass(data: bytes, key: IntegrityKey) -> RequestFields:
-    """The same, reading the attributes with one ``ice_attributes`` call."""
-    message = parse(data)
-    if not message.check(key):
+    """The same with ``parse_verified`` and one ``ice_attributes`` call."""
+    message = parse_verified(data, key)
+    if message is None:
         raise AssertionError("integrity or fingerprint check failed")
     username, priority, controlling, _, use_candidate = message.ice_attributes()
     return (username, priority, controlling, use_candidate)

@@ -53,7 +53,7 @@ def test_receive_request_rice_fast_one_pass(
     describe(
         benchmark,
         RECEIVE_REQUEST,
-        "rice_fast, ice_attributes()",
+        "rice_fast, parse_verified() + ice_attributes()",
         target_ns=400,
         target_ratio=15,
     )

@@ -8,6 +8,7 @@ the input, and frame_error agrees with parse.
 
 from __future__ import annotations
 
+import binascii
 import importlib.util
 import random
 import struct
@@ -248,3 +249,15 @@ def test_parse_error_is_value_error() -> None:
     with pytest.raises(ValueError):
         parse(b"\x00")
     assert issubclass(StunParseError, ValueError)
+
+
+@given(st.binary(max_size=2000), st.binary(min_size=12, max_size=12))
+def test_fingerprint_matches_zlib_crc32(value: bytes, transaction_id: bytes) -> None:
+    # The codec computes CRC-32 by carry-less multiplication for 64 bytes
+    # and more, by table otherwise; zlib is the independent reference.
+    builder = MessageBuilder(0x0001, transaction_id)
+    builder.add(0x8022, value)
+    data = builder.finish(fingerprint=True)
+    expected = binascii.crc32(data[:-8]) ^ 0x5354554E
+    assert int.from_bytes(data[-4:], "big") == expected
+    assert parse(data).check_fingerprint()
