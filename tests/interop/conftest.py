@@ -13,7 +13,6 @@ and its output; none of these fixtures skips.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -523,7 +522,11 @@ async def wait_browser_connected(
         BrowserFailure: iceConnectionState did not reach "connected".
         PeerFailure: the peer did not report "connected".
     """
-    from tests.interop.peers.browser.drivers import BrowserConnection, BrowserFailure
+    from tests.interop.peers.browser.drivers import (
+        BrowserConnection,
+        BrowserFailure,
+        nominated_pair,
+    )
 
     waited = await browser.call("waitForIceState", "connected", timeout * 1000)
     if not waited["reached"]:
@@ -536,13 +539,7 @@ async def wait_browser_connected(
     await peer.wait_for_state(("connected",), timeout=timeout)
     seconds = time.monotonic() - started
     state = await browser.call("state")
-    # getStats() can lag behind the "connected" event: the nominated flag
-    # of the pair sometimes appears a few milliseconds later.
-    deadline = time.monotonic() + 5.0
-    pair = await browser.call("nominatedPair")
-    while pair is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        pair = await browser.call("nominatedPair")
+    pair = await nominated_pair(browser)
     browser_ms = None
     if state["connectedAt"] is not None and state["remoteDescriptionAt"] is not None:
         browser_ms = state["connectedAt"] - state["remoteDescriptionAt"]

@@ -407,7 +407,7 @@ async def _wait_connected(
     seconds = time.monotonic() - started
 
     state = await browser.call("state")
-    pair = await browser.call("nominatedPair")
+    pair = await nominated_pair(browser)
     browser_ms = None
     if state["connectedAt"] is not None and state["remoteDescriptionAt"] is not None:
         browser_ms = state["connectedAt"] - state["remoteDescriptionAt"]
@@ -420,6 +420,20 @@ async def _wait_connected(
         seconds=seconds,
         browser_milliseconds=browser_ms,
     )
+
+
+async def nominated_pair(browser: Any, timeout: float = 5.0) -> Any:
+    """Return the browser's nominated pair from getStats(), or None.
+
+    The nominated flag can appear in getStats() a few milliseconds after
+    the "connected" event, so this polls until it does or ``timeout`` ends.
+    """
+    deadline = time.monotonic() + timeout
+    pair = await browser.call("nominatedPair")
+    while pair is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        pair = await browser.call("nominatedPair")
+    return pair
 
 
 async def browser_offers(
