@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 
 from rice_fast import __version__
+from rice_fast.cli import _user_password
 from rice_fast.io._address import format_address, parse_address
 from rice_fast.io._relay_server import RelayConfig, RelayServer
 from rice_fast.turn._peer_policy import PeerPolicy
@@ -27,15 +28,6 @@ logger = logging.getLogger("rice_fast.cli.relay")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-
-
-def _user_password(text: str) -> tuple[str, str]:
-    user, sep, password = text.partition(":")
-    if not sep or not user:
-        raise argparse.ArgumentTypeError(
-            f"invalid user {text.split(':', 1)[0]!r}: expected USER:PASSWORD"
-        )
-    return user, password
 
 
 def _port(text: str) -> int:

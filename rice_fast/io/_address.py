@@ -11,6 +11,12 @@ __all__ = ["Address", "format_address", "parse_address", "resolve_address"]
 Address = tuple[str, int]
 
 
+def bound_address(sock: socket.socket) -> Address:
+    """Return the ``(host, port)`` a socket is bound to, without IPv6 extras."""
+    host, port = sock.getsockname()[:2]
+    return (host, port)
+
+
 def format_address(address: Address) -> str:
     """Format ``(host, port)`` as ``host:port``, or ``[host]:port`` for IPv6."""
     host, port = address[0], address[1]

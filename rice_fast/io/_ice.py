@@ -37,6 +37,7 @@ from rice_fast.ice import (
     TcpType,
     TurnConfig,
 )
+from rice_fast.io._address import bound_address
 from rice_fast.stun.transport import Address, Transmit, TransportType, WaitUntil
 
 __all__ = ["IceConnection", "IceConnectionError", "LocalCredentials"]
@@ -55,16 +56,11 @@ class IceConnectionError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LocalCredentials:
-    """What to signal to the peer: ICE credentials and candidates."""
+    """The ICE credentials and candidates to signal to the peer."""
 
     ufrag: str
     pwd: str
     candidates: tuple[Candidate, ...]
-
-
-def _bound(sock: socket.socket) -> Address:
-    host, port = sock.getsockname()[:2]
-    return (host, port)
 
 
 class _TcpConnection(asyncio.Protocol):
@@ -228,7 +224,7 @@ class IceConnection:
         except OSError:
             sock.close()
             raise
-        local = _bound(sock)
+        local = bound_address(sock)
         self._udp[local] = sock
         self._stream.component(component_id).add_local_socket(TransportType.UDP, local)
         self._loop.add_reader(sock.fileno(), self._on_readable, sock, local)
@@ -248,7 +244,7 @@ class IceConnection:
         except OSError:
             sock.close()
             raise
-        local = _bound(sock)
+        local = bound_address(sock)
         server = await self._loop.create_server(
             lambda: _TcpConnection(self, local), sock=sock
         )
@@ -418,7 +414,7 @@ class IceConnection:
         self._service(self._now())
 
     def local_credentials(self) -> LocalCredentials:
-        """The local ufrag, password and the candidates gathered so far."""
+        """Return the local ufrag, password and the candidates gathered so far."""
         credentials = self._stream.local_credentials
         return LocalCredentials(
             credentials.ufrag, credentials.pwd, tuple(self._gathered)
@@ -470,7 +466,7 @@ class IceConnection:
                 await self._changed.wait()
 
     def selected_pair(self, component: int = 1) -> CandidatePair | None:
-        """The pair that ``send`` uses for ``component``, or None."""
+        """Return the pair that ``send`` uses for ``component``, or None."""
         return self._selected.get(component)
 
     def send(self, data: bytes, component: int = 1) -> None:

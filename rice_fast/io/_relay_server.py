@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from rice_fast.io._address import bound_address
 from rice_fast.io._relay import (
     SOCKET_LISTENER,
     SOCKET_RELAY,
@@ -39,6 +40,7 @@ from rice_fast.io._relay import (
 )
 from rice_fast.stun._constants import AddressFamily, TransportProtocol
 from rice_fast.stun.transport import Address, Transmit, TransportType, WaitUntil
+from rice_fast.turn._address import family_of
 from rice_fast.turn._framing import StreamDeframer
 from rice_fast.turn._server_config import TurnServerConfig
 from rice_fast.turn.errors import FramingError
@@ -118,17 +120,8 @@ class RelayStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def _family_of(host: str) -> AddressFamily:
-    return AddressFamily.IPV6 if ":" in host else AddressFamily.IPV4
-
-
 def _socket_family(family: AddressFamily) -> socket.AddressFamily:
     return socket.AF_INET6 if family == AddressFamily.IPV6 else socket.AF_INET
-
-
-def _bound_address(sock: socket.socket) -> Address:
-    host, port = sock.getsockname()[:2]
-    return (host, port)
 
 
 class _StreamConnection(asyncio.Protocol):
@@ -319,7 +312,7 @@ class RelayServer:
                 )
                 self._servers.append(server)
                 for sock in server.sockets:
-                    self.addresses[TransportType.TCP].append(_bound_address(sock))
+                    self.addresses[TransportType.TCP].append(bound_address(sock))
         for host, port in config.tls_listen:
             server = await self._loop.create_server(
                 lambda: _StreamConnection(self, TransportType.TLS),
@@ -331,7 +324,7 @@ class RelayServer:
             )
             self._servers.append(server)
             for sock in server.sockets:
-                self.addresses[TransportType.TLS].append(_bound_address(sock))
+                self.addresses[TransportType.TLS].append(bound_address(sock))
         _log.info(
             "relay started: %s",
             ", ".join(
@@ -357,7 +350,7 @@ class RelayServer:
         except OSError:
             sock.close()
             raise
-        address = _bound_address(sock)
+        address = bound_address(sock)
         self._udp_listeners[address] = sock
         self._engine.add_socket(sock.fileno(), SOCKET_LISTENER)
         assert self._loop is not None
@@ -549,12 +542,12 @@ class RelayServer:
 
     def _relay_host(self, family: AddressFamily, five_tuple: FiveTuple) -> str | None:
         for host in self._config.relay_ips:
-            if _family_of(host) == family:
+            if family_of(host) == family:
                 return host
         for host, _ in self._config.listen:
-            if _family_of(host) == family:
+            if family_of(host) == family:
                 return host
-        if _family_of(five_tuple.local[0]) == family:
+        if family_of(five_tuple.local[0]) == family:
             return five_tuple.local[0]
         return None
 
@@ -604,7 +597,7 @@ class RelayServer:
                     continue
                 _log.warning("binding a relay socket on %s failed: %s", host, exc)
                 return None
-            relayed = _bound_address(sock)
+            relayed = bound_address(sock)
             self._relay_sockets[relayed] = sock
             self._engine.add_socket(sock.fileno(), SOCKET_RELAY)
             assert self._loop is not None
@@ -633,7 +626,7 @@ class RelayServer:
                     continue
                 _log.warning("binding a TCP relay socket on %s failed: %s", host, exc)
                 return None
-            relayed = _bound_address(sock)
+            relayed = bound_address(sock)
             assert self._loop is not None
             task = self._loop.create_task(self._serve_tcp_relay(sock, relayed))
             task.add_done_callback(_log_task_error)
