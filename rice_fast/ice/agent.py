@@ -102,7 +102,7 @@ class AgentStats:
     They are also responses to no pending request, bytes on a socket the
     agent does not know, data from an address no check validated, and STUN
     methods other than Binding. ``reflexive_same_as_base`` counts STUN
-    answers whose mapped address was the socket's own, as it is without a
+    responses whose mapped address was the socket's own, as it is without a
     NAT, so no server-reflexive candidate was added (RFC 8445 §5.1.3).
     """
 

@@ -43,7 +43,7 @@ IndexArray: TypeAlias = npt.NDArray[np.int64] | npt.NDArray[np.int32]
 
 
 class DatagramKind(enum.IntEnum):
-    """The protocol of a datagram, told apart by its first bytes (RFC 8656 §12)."""
+    """The protocol of a datagram, distinguished by its first bytes (RFC 8656 §12)."""
 
     OTHER = _batch.KIND_OTHER
     STUN = _batch.KIND_STUN
@@ -238,7 +238,7 @@ def check_integrity(
     An entry is True when the datagram is validly framed STUN and its
     integrity attribute verifies under its key, by the rule of
     ``Message.check_integrity``: MESSAGE-INTEGRITY-SHA256 when it comes
-    before any attribute that RFC 8489 §14.5 says to ignore, else
+    before any attribute that RFC 8489 §14.5 requires a receiver to ignore, else
     MESSAGE-INTEGRITY. Datagrams that are not STUN, are badly framed or
     carry no integrity attribute get False.
 

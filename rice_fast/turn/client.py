@@ -664,7 +664,7 @@ class TurnClient:
         # Requests go out before queued data, so that a Send indication
         # queued just after its CreatePermission does not reach the server
         # first and get dropped for want of a permission. Over TLS the
-        # queue holds ciphertext whose order is fixed, so it goes first.
+        # queue contains ciphertext whose order is fixed, so it goes first.
         requests_first = (
             control.tls is None
             and self._state is not ClientState.IDLE

@@ -61,7 +61,8 @@ def test_consent_requests_every_four_to_six_seconds() -> None:
     assert len(gaps) >= 9
     assert all(4.0 <= gap <= 6.0 for gap in gaps), gaps
     assert len(set(round(gap, 3) for gap in gaps)) > 1, "the interval is not randomized"
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     assert not [e for _, e in a.events if isinstance(e, ConsentLost)]
 
 
@@ -128,4 +129,5 @@ def test_lite_agent_sends_keepalives_and_no_consent() -> None:
     assert not stun_sent(network, "192.0.2.2", start, request=True)
     # The full agent checks consent of the lite one, which responds.
     assert stun_sent(network, "192.0.2.1", start, request=True)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()

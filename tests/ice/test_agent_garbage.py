@@ -32,7 +32,8 @@ def connected_pair() -> tuple[Network, SimAgent, SimAgent]:
     a.add_udp("192.0.2.1")
     b.add_udp("192.0.2.2")
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     return network, a, b
 
 
@@ -103,7 +104,8 @@ def test_garbage_is_counted_by_reason(caplog: pytest.LogCaptureFixture) -> None:
     assert password not in caplog.text
 
     network.run(network.now + 10.0)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
 
 
 def test_malformed_attribute_is_dropped() -> None:

@@ -60,4 +60,5 @@ def test_controlled_side_starts_first() -> None:
     connect(b, a)
     assert a.agent.controlling
     assert not b.agent.controlling
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()

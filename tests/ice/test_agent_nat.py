@@ -101,7 +101,8 @@ def test_prflx_on_both_sides() -> None:
     a.add_udp("10.0.1.2")
     b.add_udp("10.0.2.2")
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     selected_a = a.selected()
     selected_b = b.selected()
     assert selected_a is not None and selected_b is not None

@@ -49,7 +49,8 @@ def test_ipv6_host_connects() -> None:
     network = Network(91)
     a, b = host_pair(network, ["2001:db8::1"], ["2001:db8::2"])
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     selected = a.selected()
     assert selected is not None
     assert ipaddress.ip_address(selected.pair.remote.address[0]).version == 6
@@ -64,7 +65,8 @@ def test_dual_stack_pairs_only_within_a_family() -> None:
         network, ["192.0.2.1", "2001:db8::1"], ["192.0.2.2", "2001:db8::2"]
     )
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     pairs = a.stream.candidate_pairs()
     assert pairs
     for pair, _ in pairs:
@@ -81,7 +83,8 @@ def test_twenty_percent_loss_still_connects(seed: int) -> None:
     )
     a, b = host_pair(network, ["192.0.2.1"], ["192.0.2.2"], seed=seed)
     connect(a, b, until=60.0)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     for index in range(50):
         a.send(f"data {index}".encode())
     network.run(network.now + 1.0)
@@ -95,7 +98,8 @@ def test_duplication_and_reordering_connect() -> None:
     network.default_link = Link(duplicate=0.5, reorder=0.5, delay=0.01, jitter=0.05)
     a, b = host_pair(network, ["192.0.2.1"], ["192.0.2.2"], seed=106)
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
 
 
 def test_no_path_fails() -> None:
@@ -120,7 +124,8 @@ def test_two_components_connect_independently() -> None:
     network = Network(108)
     a, b = host_pair(network, ["192.0.2.1"], ["192.0.2.2"], seed=108, components=2)
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     a.send(b"rtp", component=1)
     a.send(b"rtcp", component=2)
     network.run(network.now + 1.0)
@@ -134,5 +139,6 @@ def test_pair_limit_is_enforced() -> None:
     ips_b = [f"198.51.100.{n}" for n in range(1, 6)]
     a, b = host_pair(network, ips_a, ips_b, seed=109, max_pairs=4)
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     assert len(a.stream.candidate_pairs()) <= 4

@@ -127,7 +127,8 @@ def test_relayed_only_connects() -> None:
 def test_relayed_over_tcp_to_the_server() -> None:
     network, a, b, _ = relay_pair(22, TransportType.TCP)
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     # The agents asked for the TCP connections to the TURN server.
     assert any(r.destination == TURN for r in a.allocate_requests)
     a.send(b"x" * 1000)
@@ -168,7 +169,8 @@ def test_relayed_over_tls_to_the_server(certificate: tuple[Path, Path]) -> None:
     )
     connect(a, b)
     assert gathered(a, CandidateType.RELAYED)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     messages = [f"message {n}".encode() for n in range(20)]
     for message in messages:
         a.send(message)

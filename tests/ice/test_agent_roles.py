@@ -77,7 +77,8 @@ def test_role_conflict_both_controlling_resolved_on_request() -> None:
     connect(a, b)
     assert a.agent.controlling
     assert not b.agent.controlling
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
 
 
 def test_role_conflict_both_controlling_resolved_by_487() -> None:
@@ -93,7 +94,8 @@ def test_role_conflict_both_controlling_resolved_by_487() -> None:
     assert b.agent.stats.role_conflicts_sent == 0
     assert a.agent.controlling
     assert not b.agent.controlling
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
 
 
 def test_role_conflict_both_controlled() -> None:
@@ -104,7 +106,8 @@ def test_role_conflict_both_controlled() -> None:
     connect(a, b)
     assert b.agent.controlling
     assert not a.agent.controlling
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
 
 
 def test_role_conflict_both_controlled_resolved_by_487() -> None:
@@ -120,7 +123,8 @@ def test_role_conflict_both_controlled_resolved_by_487() -> None:
     assert b.agent.stats.role_conflicts_sent >= 1
     assert a.agent.controlling
     assert not b.agent.controlling
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
 
 
 # Nomination.
@@ -169,7 +173,8 @@ def test_renomination_switches_the_controlled_side() -> None:
     b.candidate_delays[first_address] = 3.0
     pair_up(a, b)
     network.run(10.0)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     chosen = [s.pair.local.address for s in selections(b)]
     assert len(chosen) == 2
     assert chosen[-1] == first_address
@@ -190,7 +195,8 @@ def test_full_agent_connects_to_lite_agent() -> None:
     network, a, b = two_agents(51, {}, {"lite": True})
     a.agent.set_remote_lite(True)
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     assert b.agent.stats.checks_sent == 0
     assert b.agent.stats.responses_sent >= 1
     a.send(b"to lite")
@@ -205,6 +211,7 @@ def test_full_controlled_agent_takes_control_against_lite() -> None:
     a.agent.set_remote_lite(True)
     assert a.agent.controlling
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     assert b.state() is ComponentState.CONNECTED
     assert AttributeType.USE_CANDIDATE  # the lite side saw a nomination

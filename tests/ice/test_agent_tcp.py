@@ -33,7 +33,8 @@ def tcp_pair(
 def test_tcp_active_to_passive_connects_with_framing() -> None:
     network, a, b = tcp_pair(81, (TcpType.ACTIVE,), (TcpType.PASSIVE,))
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     assert len(a.allocate_requests) == 1
     request = a.allocate_requests[0]
     assert request.transport is TransportType.TCP
@@ -73,7 +74,8 @@ def test_tcp_both_directions_available() -> None:
         82, (TcpType.ACTIVE, TcpType.PASSIVE), (TcpType.ACTIVE, TcpType.PASSIVE)
     )
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     # Both agents opened connections toward the other's passive candidate.
     assert a.allocate_requests and b.allocate_requests
 

@@ -66,7 +66,8 @@ def test_trickle_late_candidate_connects_without_failing_first() -> None:
     assert a.state() is ComponentState.CONNECTING
     assert a.agent.stats.check_timeouts >= 1
     network.run(40.0, stop=lambda: a.connected() and b.connected())
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     assert failed_at(a) is None
     assert network.now > 20.0
 
@@ -90,7 +91,8 @@ def test_end_of_candidates_lets_the_list_fail() -> None:
 def test_ice_restart_keeps_data_flowing() -> None:
     network, a, b = trickle_pair(63)
     connect(a, b)
-    assert a.connected() and b.connected()
+    assert a.connected()
+    assert b.connected()
     old_ufrag = a.stream.local_credentials.ufrag
     sent: list[bytes] = []
 
